@@ -1,0 +1,235 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import { DomainError, notFound, validationFailed, type FieldError } from '../common/errors/domain-error';
+import { toMoneyNumber, toMoneyString } from '../common/money';
+import { decodeCursor, toPage, type Page } from '../common/pagination';
+import { validateInput } from '../common/validation';
+import { BudgetRepository, type BudgetRow, type BudgetValues } from './budget.repository';
+import type { BudgetAlertConfig, BudgetRecord, ModelPolicy, ScopeType } from './budget.types';
+import type { BudgetAlertDto } from './dto/budget-alert.dto';
+import type { BudgetResponseDto } from './dto/budget-response.dto';
+import { CreateBudgetDto } from './dto/create-budget.dto';
+import type { ListBudgetsQueryDto } from './dto/list-budgets.query.dto';
+import type { ModelPolicyDto } from './dto/model-policy.dto';
+import { UpdateBudgetDto } from './dto/update-budget.dto';
+import type { BudgetHierarchyDto, BudgetTreeNodeDto } from './dto/budget-hierarchy.dto';
+
+/** Fields that may be omitted on update but never cleared. */
+const NOT_NULLABLE: (keyof UpdateBudgetDto)[] = [
+  'name', 'scopeType', 'scopeId', 'amount', 'currency', 'period', 'startDate', 'recurring', 'timezone', 'enforcement',
+  'warningThreshold', 'criticalThreshold', 'alerts',
+];
+
+export interface UpdateOptions {
+  /** The If-Match header: an ETag `"3"`, a bare version `3`, or `*`. */
+  ifMatch?: string;
+}
+
+/** Adds status figures to hierarchy nodes; provided by the Usage module. */
+export interface BudgetStatusDecorator {
+  statusesFor(budgetIds: string[]): Promise<Map<string, unknown>>;
+}
+
+/**
+ * The lifecycle of budget definitions (the seed's Budget Registry): validation, defaults,
+ * hierarchy rules (held by the database's guard trigger) and optimistic concurrency.
+ */
+@Injectable()
+export class BudgetRegistryService {
+  private statusDecorator?: BudgetStatusDecorator;
+
+  constructor(private readonly budgets: BudgetRepository) {}
+
+  /** Lets the Usage module put status figures on hierarchy nodes without a module cycle. */
+  useStatusDecorator(decorator: BudgetStatusDecorator): void {
+    this.statusDecorator = decorator;
+  }
+
+  async createBudget(request: CreateBudgetDto, actor: string): Promise<BudgetResponseDto> {
+    const dto = await validateInput(CreateBudgetDto, request);
+    const row = await this.budgets.insert(
+      {
+        ...this.toValues(dto),
+        recurring: dto.recurring ?? true,
+        timezone: dto.timezone ?? 'UTC',
+        enforcement: dto.enforcement ?? 'hard',
+        warningThreshold: dto.warningThreshold ?? 75,
+        criticalThreshold: dto.criticalThreshold ?? 90,
+        alerts: this.normaliseAlerts(dto.alerts ?? []),
+      },
+      actor.slice(0, 200) || 'anonymous',
+    );
+    return this.map(row);
+  }
+
+  async getBudget(id: string): Promise<BudgetResponseDto> {
+    return this.map(await this.getRecord(id));
+  }
+
+  /** The stored budget, for other modules; 404 when missing or deleted. */
+  async getRecord(id: string): Promise<BudgetRow> {
+    const row = await this.budgets.findLive(id);
+    if (!row) throw notFound('budget', id);
+    return row;
+  }
+
+  async updateBudget(id: string, request: UpdateBudgetDto, options: UpdateOptions = {}): Promise<BudgetResponseDto> {
+    const dto = await validateInput(UpdateBudgetDto, request);
+    const cleared: FieldError[] = NOT_NULLABLE.filter((field) => dto[field] === null).map((field) => ({
+      field,
+      message: `${field} cannot be null`,
+    }));
+    if (cleared.length) throw validationFailed(cleared);
+    const changes = this.toValues(dto);
+    if (dto.alerts) changes.alerts = this.normaliseAlerts(dto.alerts);
+    if (dto.period !== undefined && dto.period !== 'custom' && dto.customPeriodDays === undefined) {
+      changes.customPeriodDays = null;
+    }
+    const outcome = await this.budgets.update(id, changes, this.parseIfMatch(options.ifMatch));
+    if (outcome.kind === 'not-found') throw notFound('budget', id);
+    if (outcome.kind === 'version-mismatch') {
+      throw new DomainError(
+        412,
+        'VERSION_MISMATCH',
+        `The budget is at version ${outcome.version}; reload it and send If-Match: "${outcome.version}".`,
+      );
+    }
+    return this.map(outcome.budget);
+  }
+
+  async deleteBudget(id: string): Promise<void> {
+    if (!(await this.budgets.softDelete(id))) throw notFound('budget', id);
+  }
+
+  async listBudgets(query: ListBudgetsQueryDto): Promise<Page<BudgetResponseDto>> {
+    const limit = query.limit ?? 50;
+    const after = decodeCursor(query.cursor, 2) as [string, string] | undefined;
+    const rows = await this.budgets.list({ ...query, after, limit });
+    return toPage(rows, limit, (row) => [row.createdKey, row.id], (row) => this.map(row));
+  }
+
+  async listBudgetsForScope(scopeType: ScopeType, scopeId: string): Promise<BudgetResponseDto[]> {
+    const rows = await this.budgets.listForScope(scopeType, scopeId);
+    return rows.map((row) => this.map(row));
+  }
+
+  /**
+   * For each budget of the scope: its ancestor chain (root first) and its subtree, each node
+   * with its status when the Usage module provides one.
+   */
+  async getBudgetHierarchy(scopeType: ScopeType, scopeId: string): Promise<BudgetHierarchyDto> {
+    const family = await this.budgets.findScopeFamily(scopeType, scopeId);
+    const statuses = this.statusDecorator ? await this.statusDecorator.statusesFor(family.map((b) => b.id)) : new Map();
+    const byId = new Map(family.map((row) => [row.id, row]));
+    const children = new Map<string, BudgetRow[]>();
+    for (const row of family) {
+      if (row.parentId && byId.has(row.parentId)) {
+        children.set(row.parentId, [...(children.get(row.parentId) ?? []), row]);
+      }
+    }
+    const node = (row: BudgetRow): BudgetTreeNodeDto => ({ ...this.map(row), status: statuses.get(row.id) ?? null });
+    const subtree = (row: BudgetRow): BudgetTreeNodeDto => ({
+      ...node(row),
+      children: (children.get(row.id) ?? []).map(subtree),
+    });
+    const ancestors = (row: BudgetRow): BudgetTreeNodeDto[] => {
+      const chain: BudgetTreeNodeDto[] = [];
+      for (let parent = row.parentId ? byId.get(row.parentId) : undefined; parent; parent = parent.parentId ? byId.get(parent.parentId) : undefined) {
+        chain.unshift(node(parent));
+      }
+      return chain;
+    };
+    const roots = family.filter((row) => row.scopeType === scopeType && row.scopeId === scopeId);
+    return {
+      scopeType,
+      scopeId,
+      budgets: roots.map((row) => ({ budget: node(row), ancestors: ancestors(row), subtree: subtree(row) })),
+    };
+  }
+
+  /** The API's view of a stored budget. */
+  map(row: BudgetRecord): BudgetResponseDto {
+    return {
+      id: row.id,
+      name: row.name,
+      description: row.description,
+      scopeType: row.scopeType,
+      scopeId: row.scopeId,
+      parentId: row.parentId,
+      amount: toMoneyNumber(row.amount),
+      currency: row.currency,
+      period: row.period,
+      customPeriodDays: row.customPeriodDays,
+      startDate: row.startDate.toISOString(),
+      endDate: row.endDate ? row.endDate.toISOString() : null,
+      recurring: row.recurring,
+      timezone: row.timezone,
+      enforcement: row.enforcement,
+      warningThreshold: Number(row.warningThreshold),
+      criticalThreshold: Number(row.criticalThreshold),
+      alerts: row.alerts,
+      modelPolicy: row.modelPolicy,
+      metadata: row.metadata,
+      createdBy: row.createdBy,
+      createdAt: row.createdAt.toISOString(),
+      updatedAt: row.updatedAt.toISOString(),
+      version: row.version,
+    };
+  }
+
+  private toValues(dto: UpdateBudgetDto): BudgetValues {
+    return {
+      name: dto.name,
+      description: dto.description,
+      scopeType: dto.scopeType,
+      scopeId: dto.scopeId,
+      parentId: dto.parentId,
+      amount: dto.amount === undefined ? undefined : toMoneyString(dto.amount),
+      currency: dto.currency,
+      period: dto.period,
+      customPeriodDays: dto.customPeriodDays,
+      startDate: dto.startDate,
+      endDate: dto.endDate,
+      recurring: dto.recurring,
+      timezone: dto.timezone,
+      enforcement: dto.enforcement,
+      warningThreshold: dto.warningThreshold,
+      criticalThreshold: dto.criticalThreshold,
+      modelPolicy: dto.modelPolicy === undefined ? undefined : this.normaliseModelPolicy(dto.modelPolicy),
+      metadata: dto.metadata,
+    };
+  }
+
+  private normaliseAlerts(alerts: BudgetAlertDto[]): BudgetAlertConfig[] {
+    const normalised = alerts.map((alert) => ({
+      id: alert.id ?? randomUUID(),
+      threshold: alert.threshold,
+      type: alert.type ?? 'actual',
+      actions: alert.actions,
+      notificationChannels: alert.notificationChannels ?? [],
+    }));
+    const seen = new Set<string>();
+    const duplicates = normalised
+      .map((alert, index) => ({ alert, index }))
+      .filter(({ alert }) => (seen.has(alert.id) ? true : (seen.add(alert.id), false)))
+      .map(({ index }) => ({ field: `alerts.${index}.id`, message: 'must be unique within the budget' }));
+    if (duplicates.length) throw validationFailed(duplicates);
+    return normalised;
+  }
+
+  private normaliseModelPolicy(policy: ModelPolicyDto | null): ModelPolicy | null {
+    if (policy === null) return null;
+    return { restrictedModels: policy.restrictedModels ?? [], downgrades: policy.downgrades ?? {} };
+  }
+
+  private parseIfMatch(ifMatch: string | undefined): number | undefined {
+    if (ifMatch === undefined || ifMatch.trim() === '*') return undefined;
+    const match = /^\s*(?:W\/)?"?(\d{1,9})"?\s*$/.exec(ifMatch);
+    if (!match) {
+      throw new DomainError(400, 'INVALID_IF_MATCH', 'If-Match must be the budget\'s ETag (e.g. "3") or its version.', [
+        { field: 'If-Match', message: 'must be an ETag such as "3" or a version number' },
+      ]);
+    }
+    return Number(match[1]);
+  }
+}

@@ -1,0 +1,55 @@
+export const SCOPE_TYPES = ['organization', 'team', 'user', 'project'] as const;
+export type ScopeType = (typeof SCOPE_TYPES)[number];
+
+export const BUDGET_PERIODS = ['daily', 'weekly', 'monthly', 'quarterly', 'annual', 'custom'] as const;
+export type BudgetPeriod = (typeof BUDGET_PERIODS)[number];
+
+export const ENFORCEMENTS = ['hard', 'soft'] as const;
+export type Enforcement = (typeof ENFORCEMENTS)[number];
+
+export const ALERT_ACTIONS = ['notify', 'restrict-models', 'require-approval', 'block-all', 'auto-downgrade'] as const;
+export type AlertAction = (typeof ALERT_ACTIONS)[number];
+
+export const ALERT_TYPES = ['actual', 'forecast'] as const;
+export type AlertType = (typeof ALERT_TYPES)[number];
+
+export interface BudgetAlertConfig {
+  id: string;
+  threshold: number;
+  type: AlertType;
+  actions: AlertAction[];
+  notificationChannels: string[];
+}
+
+export interface ModelPolicy {
+  restrictedModels: string[];
+  downgrades: Record<string, string>;
+}
+
+/** A budget as stored: money stays the exact NUMERIC text PostgreSQL returned. */
+export interface BudgetRecord {
+  id: string;
+  name: string;
+  description: string | null;
+  scopeType: ScopeType;
+  scopeId: string;
+  parentId: string | null;
+  amount: string;
+  currency: string;
+  period: BudgetPeriod;
+  customPeriodDays: number | null;
+  startDate: Date;
+  endDate: Date | null;
+  recurring: boolean;
+  timezone: string;
+  enforcement: Enforcement;
+  warningThreshold: string;
+  criticalThreshold: string;
+  alerts: BudgetAlertConfig[];
+  modelPolicy: ModelPolicy | null;
+  metadata: Record<string, unknown> | null;
+  createdBy: string;
+  createdAt: Date;
+  updatedAt: Date;
+  version: number;
+}

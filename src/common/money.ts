@@ -1,0 +1,59 @@
+import Decimal from 'decimal.js';
+import { registerDecorator, ValidationOptions } from 'class-validator';
+
+/** Money is exact: 34 significant digits are plenty for 1e13 with 10 fractional digits. */
+Decimal.set({ precision: 40, rounding: Decimal.ROUND_HALF_EVEN });
+
+export { Decimal };
+
+export const MONEY_MAX = new Decimal('1e13');
+export const MONEY_SCALE = 10;
+const MONEY_PATTERN = /^-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/;
+
+/** Reads a number or decimal string; undefined when it is not a finite decimal. */
+export function parseDecimal(value: unknown): Decimal | undefined {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) return undefined;
+    return new Decimal(String(value));
+  }
+  if (typeof value === 'string' && MONEY_PATTERN.test(value.trim())) return new Decimal(value.trim());
+  return undefined;
+}
+
+/** The problem with a money input, or undefined when it is valid. */
+export function moneyProblem(value: unknown, allowZero: boolean): string | undefined {
+  const amount = parseDecimal(value);
+  if (!amount) return 'must be a number or a decimal string';
+  if (allowZero ? amount.isNegative() : amount.lte(0)) return allowZero ? 'must be 0 or more' : 'must be greater than 0';
+  if (amount.gt(MONEY_MAX)) return 'must be at most 10000000000000 (1e13)';
+  if (amount.decimalPlaces() > MONEY_SCALE) return `must have at most ${MONEY_SCALE} fractional digits`;
+  return undefined;
+}
+
+/** The canonical string PostgreSQL receives for a valid money input. */
+export function toMoneyString(value: unknown): string {
+  const amount = parseDecimal(value);
+  if (!amount) throw new TypeError('not a decimal');
+  return amount.toFixed();
+}
+
+/** Money on the way out: a JSON number rounded to 10 decimals, from NUMERIC text. */
+export function toMoneyNumber(value: string | number | Decimal | null | undefined): number {
+  if (value === null || value === undefined) return 0;
+  return new Decimal(value).toDecimalPlaces(MONEY_SCALE).toNumber();
+}
+
+/** Validates a money field: number or decimal string, > 0 (or ≥ 0), ≤ 1e13, ≤ 10 decimals. */
+export function IsMoney(options: { allowZero?: boolean } = {}, validationOptions?: ValidationOptions) {
+  return (target: object, propertyName: string) =>
+    registerDecorator({
+      name: 'isMoney',
+      target: target.constructor,
+      propertyName,
+      options: validationOptions,
+      validator: {
+        validate: (value: unknown) => moneyProblem(value, options.allowZero ?? false) === undefined,
+        defaultMessage: (args) => `${args?.property} ${moneyProblem(args?.value, options.allowZero ?? false)}`,
+      },
+    });
+}

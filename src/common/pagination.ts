@@ -1,0 +1,52 @@
+import { Type } from 'class-transformer';
+import { IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+import { DomainError } from './errors/domain-error';
+
+export class PageQuery {
+  /** Page size, 1–500. */
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(500)
+  limit?: number = 50;
+
+  /** The `nextCursor` of the previous page. */
+  @IsOptional()
+  @IsString()
+  @MaxLength(500)
+  cursor?: string;
+}
+
+export interface Page<T> {
+  data: T[];
+  nextCursor: string | null;
+}
+
+/** Cursors are opaque to clients: base64url JSON of the last row's sort key. */
+export function encodeCursor(key: unknown[]): string {
+  return Buffer.from(JSON.stringify(key)).toString('base64url');
+}
+
+export function decodeCursor(cursor: string | undefined, arity: number): string[] | undefined {
+  if (cursor === undefined) return undefined;
+  try {
+    const key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(key) && key.length === arity && key.every((part) => typeof part === 'string')) return key;
+  } catch {
+    // falls through to the 400 below
+  }
+  throw new DomainError(400, 'INVALID_CURSOR', 'cursor is not a cursor this endpoint returned.', [
+    { field: 'cursor', message: 'is not a valid cursor' },
+  ]);
+}
+
+/** Builds a page from rows fetched with limit + 1, so the extra row tells whether more exist. */
+export function toPage<R, T>(rows: R[], limit: number, key: (row: R) => string[], map: (row: R) => T): Page<T> {
+  const more = rows.length > limit;
+  const pageRows = more ? rows.slice(0, limit) : rows;
+  return {
+    data: pageRows.map(map),
+    nextCursor: more ? encodeCursor(key(pageRows[pageRows.length - 1])) : null,
+  };
+}

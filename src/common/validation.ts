@@ -1,0 +1,111 @@
+import { registerDecorator, validate, ValidateIf, ValidationError, ValidationOptions } from 'class-validator';
+import { plainToInstance, Transform } from 'class-transformer';
+import { FieldError, validationFailed } from './errors/domain-error';
+
+const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
+
+function custom(name: string, validate: (value: unknown) => boolean, message: string, options?: ValidationOptions) {
+  return (target: object, propertyName: string) =>
+    registerDecorator({
+      name,
+      target: target.constructor,
+      propertyName,
+      options: { message: `${propertyName} ${message}`, ...options },
+      validator: { validate },
+    });
+}
+
+/** An ISO 8601 instant with a zone designator (Z or ±hh:mm), e.g. 2025-01-01T00:00:00Z. */
+export const IsInstant = (options?: ValidationOptions) =>
+  custom(
+    'isInstant',
+    (value) => typeof value === 'string' && INSTANT.test(value) && !Number.isNaN(Date.parse(value)),
+    'must be an ISO 8601 instant with a time zone designator, e.g. 2025-01-01T00:00:00Z',
+    options,
+  );
+
+export const isValidTimeZone = (value: unknown): boolean => {
+  if (typeof value !== 'string' || value.length > 64) return false;
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: value });
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** An IANA time zone name such as America/New_York, or UTC. */
+export const IsIanaTimeZone = (options?: ValidationOptions) =>
+  custom('isIanaTimeZone', isValidTimeZone, 'must be an IANA time zone name such as UTC or America/New_York', options);
+
+export const JSON_OBJECT_MAX_BYTES = 16 * 1024;
+
+/** A plain JSON object whose serialised size is at most 16 KiB. */
+export const IsSmallJsonObject = (options?: ValidationOptions) =>
+  custom(
+    'isSmallJsonObject',
+    (value) =>
+      typeof value === 'object' &&
+      value !== null &&
+      !Array.isArray(value) &&
+      Buffer.byteLength(JSON.stringify(value)) <= JSON_OBJECT_MAX_BYTES,
+    'must be a JSON object of at most 16 KiB',
+    options,
+  );
+
+/** Trims strings; leaves everything else for the validators to judge. */
+export const Trim = () => Transform(({ value }) => (typeof value === 'string' ? value.trim() : value));
+
+/** Flattens class-validator's nested errors into `{ field: "alerts.0.threshold", message }`. */
+export function flattenValidationErrors(errors: ValidationError[], prefix = ''): FieldError[] {
+  const out: FieldError[] = [];
+  for (const error of errors) {
+    const field = prefix ? `${prefix}.${error.property}` : error.property;
+    for (const message of Object.values(error.constraints ?? {})) {
+      out.push({ field, message: message.replace(/^property (\S+) should not exist$/, 'is not a known field') });
+    }
+    if (error.children?.length) out.push(...flattenValidationErrors(error.children, field));
+  }
+  return out;
+}
+
+/**
+ * A rule that reads the whole object (cross-field checks): `predicate(value, object)` must hold.
+ * The message is prefixed with the property name.
+ */
+export function Satisfies<T>(predicate: (value: unknown, object: T) => boolean, message: string) {
+  return (target: object, propertyName: string) =>
+    registerDecorator({
+      name: `satisfies: ${message}`,
+      target: target.constructor,
+      propertyName,
+      options: { message: `${propertyName} ${message}` },
+      validator: { validate: (value, args) => predicate(value, args?.object as T) },
+    });
+}
+
+/**
+ * Like IsOptional, but only an absent field is skipped: `null` is validated (and so refused) for
+ * fields that cannot be empty. Nullable fields keep IsOptional.
+ */
+export const IsOmittable = () => ValidateIf((_, value) => value !== undefined);
+
+/**
+ * Validates a plain object against a DTO class, the same way the global ValidationPipe does for
+ * HTTP. Services use it for in-process callers (the demo, RelayCore embedding the module), and
+ * skip it for instances the pipe already validated.
+ */
+export async function validateInput<T extends object>(type: new () => T, input: unknown): Promise<T> {
+  if (input instanceof type) return input;
+  const instance = plainToInstance(type, input ?? {}) as T;
+  const errors = await validate(instance, VALIDATOR_OPTIONS);
+  if (errors.length) throw validationFailed(flattenValidationErrors(errors));
+  return instance;
+}
+
+export const VALIDATOR_OPTIONS = {
+  whitelist: true,
+  forbidNonWhitelisted: true,
+  forbidUnknownValues: true,
+  validationError: { target: false, value: false },
+};

@@ -1,0 +1,65 @@
+/**
+ * Typed, validated configuration. Every setting the service reads from the environment is
+ * declared here once; a bad value stops the process at start-up with a message naming it.
+ */
+export interface AppConfig {
+  nodeEnv: 'development' | 'production' | 'test';
+  port: number;
+  host: string;
+  /** Unset means: start an embedded PostgreSQL (development and tests only). */
+  databaseUrl: string | undefined;
+  databasePoolSize: number;
+  /** Where the embedded PostgreSQL keeps its data between runs. */
+  embeddedDataDir: string;
+  embeddedPort: number;
+  /** Milliseconds a query may run before it is cancelled. */
+  statementTimeoutMs: number;
+  /** Milliseconds to wait for a pooled connection before answering 503. */
+  connectionTimeoutMs: number;
+  adminApiKey: string | undefined;
+  logLevel: string;
+}
+
+export class ConfigurationError extends Error {}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigurationError(`${name} must be a whole number, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigurationError(`${name} must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  const nodeEnv = (env.NODE_ENV ?? 'development') as AppConfig['nodeEnv'];
+  if (!['development', 'production', 'test'].includes(nodeEnv)) {
+    throw new ConfigurationError(`NODE_ENV must be development, production or test, got "${env.NODE_ENV}"`);
+  }
+  const databaseUrl = env.DATABASE_URL?.trim() || undefined;
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigurationError('DATABASE_URL must be a postgres:// or postgresql:// URL');
+  }
+  if (databaseUrl === undefined && nodeEnv === 'production') {
+    throw new ConfigurationError('DATABASE_URL is required when NODE_ENV=production (the embedded database is for development)');
+  }
+  const adminApiKey = env.ADMIN_API_KEY?.trim() || undefined;
+  if (adminApiKey !== undefined && adminApiKey.length < 24) {
+    throw new ConfigurationError('ADMIN_API_KEY must be at least 24 characters long');
+  }
+  return {
+    nodeEnv,
+    port: integer(env, 'PORT', 3000, 0, 65535),
+    host: env.HOST?.trim() || '0.0.0.0',
+    databaseUrl,
+    databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 20, 1, 500),
+    embeddedDataDir: env.EMBEDDED_PG_DIR?.trim() || '.data/postgres',
+    embeddedPort: integer(env, 'EMBEDDED_PG_PORT', 54329, 1024, 65535),
+    statementTimeoutMs: integer(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 15000, 100, 600000),
+    connectionTimeoutMs: integer(env, 'DATABASE_CONNECT_TIMEOUT_MS', 3000, 100, 60000),
+    adminApiKey,
+    logLevel: env.LOG_LEVEL?.trim() || (nodeEnv === 'test' ? 'warn' : 'info'),
+  };
+}
+
+export const APP_CONFIG = Symbol('APP_CONFIG');

@@ -1,0 +1,14 @@
+import { DataSource } from 'typeorm';
+import { dataSourceOptions } from './data-source.options';
+
+/** Applies pending migrations with a short-lived connection; returns the names applied. */
+export async function runMigrations(url: string): Promise<string[]> {
+  const dataSource = new DataSource({ ...dataSourceOptions({ url, poolSize: 2 }), logging: ['error'] });
+  await dataSource.initialize();
+  try {
+    const applied = await dataSource.runMigrations({ transaction: 'each' });
+    return applied.map((migration) => migration.name);
+  } finally {
+    await dataSource.destroy();
+  }
+}
