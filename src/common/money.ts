@@ -1,8 +1,9 @@
 import Decimal from 'decimal.js';
 import { registerDecorator, ValidationOptions } from 'class-validator';
 
-/** Money is exact: 34 significant digits are plenty for 1e13 with 10 fractional digits. */
-Decimal.set({ precision: 40, rounding: Decimal.ROUND_HALF_EVEN });
+/** Money is exact: 40 significant digits are plenty for 1e13 with 10 fractional digits. */
+// Half away from zero, as PostgreSQL rounds NUMERIC, so the API and SQL never disagree.
+Decimal.set({ precision: 40, rounding: Decimal.ROUND_HALF_UP });
 
 export { Decimal };
 

@@ -1,0 +1,66 @@
+import { ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform } from 'class-transformer';
+import { IsBoolean, IsOptional, IsString, Length } from 'class-validator';
+import { PageQuery } from '../../common/pagination';
+import { IsInstant, Satisfies } from '../../common/validation';
+
+const toBoolean = ({ value }: { value: unknown }) => (value === 'true' ? true : value === 'false' ? false : value);
+
+export class UsageRangeQueryDto {
+  /** Inclusive lower bound on occurredAt. */
+  @ApiPropertyOptional({ format: 'date-time' })
+  @IsOptional()
+  @IsInstant()
+  from?: string;
+
+  /** Exclusive upper bound on occurredAt. */
+  @ApiPropertyOptional({ format: 'date-time' })
+  @IsOptional()
+  @IsInstant()
+  @Satisfies<UsageRangeQueryDto>(
+    (value, query) => typeof value !== 'string' || typeof query.from !== 'string' || Date.parse(value) > Date.parse(query.from),
+    'must be after from',
+  )
+  to?: string;
+}
+
+export class UsageHistoryQueryDto extends PageQuery {
+  @ApiPropertyOptional({ format: 'date-time', description: 'Inclusive lower bound on occurredAt.' })
+  @IsOptional()
+  @IsInstant()
+  from?: string;
+
+  @ApiPropertyOptional({ format: 'date-time', description: 'Exclusive upper bound on occurredAt.' })
+  @IsOptional()
+  @IsInstant()
+  @Satisfies<UsageHistoryQueryDto>(
+    (value, query) => typeof value !== 'string' || typeof query.from !== 'string' || Date.parse(value) > Date.parse(query.from),
+    'must be after from',
+  )
+  to?: string;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  @Length(1, 200)
+  modelId?: string;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  @Length(1, 100)
+  source?: string;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  @Length(1, 200)
+  userId?: string;
+
+  /** Include the usage of descendant budgets. */
+  @ApiPropertyOptional({ default: false })
+  @IsOptional()
+  @Transform(toBoolean)
+  @IsBoolean()
+  includeDescendants?: boolean;
+}

@@ -1,0 +1,42 @@
+import { ApiProperty } from '@nestjs/swagger';
+
+/** The seed's UsageRecord: one line of the ledger. */
+export class UsageRecordResponseDto {
+  @ApiProperty({ format: 'uuid' })
+  id: string;
+  @ApiProperty({ format: 'uuid' })
+  budgetId: string;
+  @ApiProperty({ example: 25.5 })
+  amount: number;
+  @ApiProperty({ example: 'USD' })
+  currency: string;
+  @ApiProperty({ example: 'relaycore' })
+  source: string;
+  @ApiProperty({ type: String, nullable: true })
+  description: string | null;
+  @ApiProperty({ type: String, nullable: true })
+  modelId: string | null;
+  @ApiProperty({ type: String, nullable: true })
+  userId: string | null;
+  @ApiProperty({ type: String, nullable: true })
+  teamId: string | null;
+  @ApiProperty({ type: String, nullable: true })
+  projectId: string | null;
+  @ApiProperty({ type: String, nullable: true })
+  requestId: string | null;
+  @ApiProperty({ type: String, format: 'uuid', nullable: true })
+  reservationId: string | null;
+  @ApiProperty({ type: 'object', additionalProperties: true, nullable: true })
+  metadata: Record<string, unknown> | null;
+  @ApiProperty({ format: 'date-time' })
+  occurredAt: string;
+  @ApiProperty({ format: 'date-time' })
+  recordedAt: string;
+}
+
+export class UsageRecordPageDto {
+  @ApiProperty({ type: [UsageRecordResponseDto] })
+  data: UsageRecordResponseDto[];
+  @ApiProperty({ type: String, nullable: true })
+  nextCursor: string | null;
+}
