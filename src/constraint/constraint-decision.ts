@@ -1,0 +1,256 @@
+import { Decimal, toMoneyNumber } from '../common/money';
+import type { AlertAction, BudgetAlertConfig, ModelPolicy, ScopeType } from '../budget/budget.types';
+import type { BudgetStatus } from '../usage/dto/budget-status.dto';
+import { percentOf, statusLabel } from '../usage/budget-status.calculator';
+
+/** Everything a decision needs about one budget, read in the same round trip as the check. */
+export interface BudgetCheckContext {
+  budgetId: string;
+  name: string;
+  scopeType: ScopeType;
+  scopeId: string;
+  parentId: string | null;
+  limit: string;
+  currency: string;
+  enforcement: 'hard' | 'soft';
+  warningThreshold: string | number;
+  criticalThreshold: string | number;
+  alerts: BudgetAlertConfig[];
+  modelPolicy: ModelPolicy | null;
+  periodStart: Date;
+  periodEnd: Date;
+  active: boolean;
+  currentAmount: string;
+  reservedAmount: string;
+  /** Alert definition ids already triggered in this window (including forecast alerts). */
+  triggeredAlertIds: string[];
+}
+
+export type SuggestedActionType = 'auto-downgrade' | 'reduce-request' | 'request-approval' | 'wait-for-next-period' | 'use-another-model';
+
+export interface SuggestedAction {
+  type: SuggestedActionType;
+  description: string;
+  /** For auto-downgrade / use-another-model. */
+  model?: string;
+  /** For reduce-request: the largest estimate that would pass. */
+  maxEstimatedCost?: number;
+  /** For wait-for-next-period: when the window resets. */
+  resetsAt?: string;
+}
+
+export interface BudgetDecision {
+  budgetId: string;
+  budgetName: string;
+  canProceed: boolean;
+  reason?: string;
+  requiresApproval: boolean;
+  suggestedActions: SuggestedAction[];
+  suggestedModel?: string;
+  estimatedCost: number;
+  currentAmount: number;
+  reservedAmount: number;
+  limit: number;
+  currency: string;
+  /** Before this request: limit − current − reserved, not below 0. */
+  remaining: number;
+  percentUsedAfter: number;
+  status: BudgetStatus;
+  active: boolean;
+  /** When the window resets (its end). */
+  resetsAt: string;
+  /** Actions of the alerts this request is judged by (reached after it, or already triggered). */
+  alertActions: AlertAction[];
+  /** The rule that answered: inactive, block-all, require-approval, restrict-models, hard-limit, or allowed. */
+  rule: 'inactive' | 'block-all' | 'require-approval' | 'restrict-models' | 'hard-limit' | 'allowed';
+}
+
+const describeBudget = (c: BudgetCheckContext) => `Budget "${c.name}" (${c.scopeType} ${c.scopeId})`;
+const money = (value: Decimal, currency: string) => `${toMoneyNumber(value)} ${currency}`;
+
+/** The alerts a request is judged by: reached after it, or already triggered in this window. */
+export function consideredAlerts(context: BudgetCheckContext, afterPercent: Decimal): BudgetAlertConfig[] {
+  return context.alerts.filter(
+    (alert) => afterPercent.gte(alert.threshold) || context.triggeredAlertIds.includes(alert.id),
+  );
+}
+
+/**
+ * The SPEC §3 ladder for one budget: inactive, block-all, require-approval, restrict-models, hard
+ * limit, auto-downgrade, notify. A pure function of the context, so every rule is unit-tested.
+ */
+export function decideBudget(context: BudgetCheckContext, estimatedCost: Decimal, modelId: string | undefined): BudgetDecision {
+  const limit = new Decimal(context.limit);
+  const current = new Decimal(context.currentAmount);
+  const reserved = new Decimal(context.reservedAmount);
+  const after = current.add(reserved).add(estimatedCost);
+  const afterPercent = after.div(limit).mul(100);
+  const remaining = Decimal.max(0, limit.sub(current).sub(reserved));
+  const resetsAt = context.periodEnd.toISOString();
+  const percentUsed = percentOf(current, limit);
+  const base: BudgetDecision = {
+    budgetId: context.budgetId,
+    budgetName: context.name,
+    canProceed: true,
+    requiresApproval: false,
+    suggestedActions: [],
+    estimatedCost: toMoneyNumber(estimatedCost),
+    currentAmount: toMoneyNumber(current),
+    reservedAmount: toMoneyNumber(reserved),
+    limit: toMoneyNumber(limit),
+    currency: context.currency,
+    remaining: toMoneyNumber(remaining),
+    percentUsedAfter: afterPercent.toDecimalPlaces(2).toNumber(),
+    status: statusLabel(current, limit, percentUsed, Number(context.warningThreshold), Number(context.criticalThreshold)),
+    active: context.active,
+    resetsAt,
+    alertActions: [],
+    rule: 'allowed',
+  };
+
+  if (!context.active) {
+    const when = Date.now() < context.periodStart.getTime() ? `starts at ${context.periodStart.toISOString()}` : `ended at ${resetsAt}`;
+    return { ...base, rule: 'inactive', reason: `${describeBudget(context)} is not active (it ${when}), so it does not constrain this request.` };
+  }
+
+  const alerts = consideredAlerts(context, afterPercent);
+  const actions = new Set<AlertAction>(alerts.flatMap((alert) => alert.actions));
+  base.alertActions = [...actions];
+  const thresholdFor = (action: AlertAction) =>
+    Math.min(...alerts.filter((alert) => alert.actions.includes(action)).map((alert) => alert.threshold));
+  const downgrade = modelId ? context.modelPolicy?.downgrades?.[modelId] : undefined;
+  const wait: SuggestedAction = {
+    type: 'wait-for-next-period',
+    description: `Wait until the window resets at ${resetsAt}.`,
+    resetsAt,
+  };
+  const spendLine = `${money(current, context.currency)} spent and ${money(reserved, context.currency)} held of ${money(limit, context.currency)}; remaining ${money(remaining, context.currency)}; it resets at ${resetsAt}`;
+
+  if (actions.has('block-all')) {
+    return {
+      ...base,
+      canProceed: false,
+      rule: 'block-all',
+      reason: `${describeBudget(context)} has reached its ${thresholdFor('block-all')}% alert, which blocks all spending (${spendLine}).`,
+      suggestedActions: [wait, { type: 'request-approval', description: 'Ask a budget owner to raise the limit or lift the block.' }],
+    };
+  }
+  if (actions.has('require-approval')) {
+    return {
+      ...base,
+      canProceed: false,
+      requiresApproval: true,
+      rule: 'require-approval',
+      reason: `${describeBudget(context)} has reached its ${thresholdFor('require-approval')}% alert: further spending needs approval (${spendLine}).`,
+      suggestedActions: [{ type: 'request-approval', description: 'Request approval from a budget owner for this call.' }, wait],
+    };
+  }
+  if (actions.has('restrict-models') && modelId && context.modelPolicy?.restrictedModels?.includes(modelId)) {
+    return {
+      ...base,
+      canProceed: false,
+      rule: 'restrict-models',
+      suggestedModel: downgrade,
+      reason:
+        `${describeBudget(context)} has reached its ${thresholdFor('restrict-models')}% alert, which restricts model ${modelId}` +
+        (downgrade ? `; use ${downgrade} instead` : '') + ` (${spendLine}).`,
+      suggestedActions: [
+        ...(downgrade
+          ? [{ type: 'use-another-model' as const, description: `Retry with ${downgrade}.`, model: downgrade }]
+          : [{ type: 'use-another-model' as const, description: `Retry with a model that is not restricted.` }]),
+        wait,
+      ],
+    };
+  }
+  if (context.enforcement === 'hard' && after.gt(limit)) {
+    const suggestions: SuggestedAction[] = [];
+    if (downgrade) suggestions.push({ type: 'auto-downgrade', description: `Retry with the cheaper ${downgrade}.`, model: downgrade });
+    if (remaining.gt(0)) {
+      suggestions.push({
+        type: 'reduce-request',
+        description: `Reduce the request to cost at most ${money(remaining, context.currency)}.`,
+        maxEstimatedCost: toMoneyNumber(remaining),
+      });
+    }
+    suggestions.push(wait, { type: 'request-approval', description: 'Ask a budget owner to raise the limit.' });
+    return {
+      ...base,
+      canProceed: false,
+      rule: 'hard-limit',
+      suggestedModel: downgrade,
+      reason:
+        `${describeBudget(context)} would exceed its hard limit of ${money(limit, context.currency)}: ` +
+        `${money(current, context.currency)} spent and ${money(reserved, context.currency)} held, plus this request's estimated ` +
+        `${money(estimatedCost, context.currency)}. Remaining ${money(remaining, context.currency)}; it resets at ${resetsAt}.`,
+      suggestedActions: suggestions,
+    };
+  }
+  if (actions.has('auto-downgrade') && downgrade) {
+    return {
+      ...base,
+      suggestedModel: downgrade,
+      reason: `${describeBudget(context)} has reached its ${thresholdFor('auto-downgrade')}% alert: downgrade ${modelId} to ${downgrade}.`,
+      suggestedActions: [{ type: 'auto-downgrade', description: `Use ${downgrade} instead of ${modelId}.`, model: downgrade }],
+    };
+  }
+  return base;
+}
+
+export interface CombinedDecision {
+  canProceed: boolean;
+  requiresApproval: boolean;
+  reason?: string;
+  suggestedModel?: string;
+  suggestedActions: SuggestedAction[];
+  /** The first budget that blocked, most specific first. */
+  blockedBy?: BudgetDecision;
+}
+
+/**
+ * Several budgets decided together (a budget's ancestors, or every budget of the integration's
+ * scopes): the request proceeds only if each allows it; one suggested model must suit them all.
+ */
+export function combineDecisions(decisions: BudgetDecision[], contexts: BudgetCheckContext[], modelId: string | undefined): CombinedDecision {
+  const blocked = decisions.filter((decision) => !decision.canProceed);
+  const suggestedModel = modelId ? commonModel(decisions, contexts, modelId) : undefined;
+  const seen = new Set<string>();
+  const suggestedActions = (blocked.length ? blocked : decisions)
+    .flatMap((decision) => decision.suggestedActions)
+    .filter((action) => {
+      const key = `${action.type}:${action.model ?? ''}:${action.resetsAt ?? ''}`;
+      return seen.has(key) ? false : (seen.add(key), true);
+    });
+  return {
+    canProceed: blocked.length === 0,
+    requiresApproval: decisions.some((decision) => decision.requiresApproval),
+    reason: blocked[0]?.reason ?? decisions.find((decision) => decision.suggestedModel)?.reason,
+    suggestedModel,
+    suggestedActions,
+    blockedBy: blocked[0],
+  };
+}
+
+/**
+ * Starting from the requested model, follows the downgrades while any budget still objects to the
+ * candidate (restricts it, or asks for its downgrade); bounded, since policies may form loops.
+ */
+function commonModel(decisions: BudgetDecision[], contexts: BudgetCheckContext[], modelId: string): string | undefined {
+  const objects = (index: number, model: string) => {
+    const actions = decisions[index].alertActions;
+    const policy = contexts[index].modelPolicy;
+    const restricts = actions.includes('restrict-models') && (policy?.restrictedModels ?? []).includes(model);
+    const downgrades = (actions.includes('auto-downgrade') || decisions[index].rule === 'hard-limit') && !!policy?.downgrades?.[model];
+    return restricts || downgrades;
+  };
+  let candidate = modelId;
+  for (let step = 0; step < 8; step += 1) {
+    const objecting = decisions.map((_, index) => index).filter((index) => objects(index, candidate));
+    if (!objecting.length) return candidate === modelId ? undefined : candidate;
+    const next = [...objecting, ...contexts.keys()]
+      .map((index) => contexts[index].modelPolicy?.downgrades?.[candidate])
+      .find((model) => model !== undefined && model !== candidate);
+    if (!next) return undefined;
+    candidate = next;
+  }
+  return undefined;
+}

@@ -1,0 +1,109 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsOptional, IsString, Length, Matches, MaxLength } from 'class-validator';
+import { IsInstant, IsSmallJsonObject } from '../../common/validation';
+import { IsMoney } from '../../common/money';
+
+const SCOPE_ID = /^[A-Za-z0-9._:@-]{1,200}$/;
+const SCOPE_ID_MESSAGE = 'must be 1–200 characters of letters, digits and . _ : @ -';
+
+/** "May a request costing about this much proceed on this budget, and on which model?" */
+export class CheckConstraintsDto {
+  @ApiProperty({ oneOf: [{ type: 'number' }, { type: 'string' }], example: 25 })
+  @IsMoney({ allowZero: true })
+  estimatedCost: number | string;
+
+  /** The model the caller intends to use; restrict-models and auto-downgrade act on it. */
+  @ApiPropertyOptional({ example: 'gpt-4' })
+  @IsOptional()
+  @IsString()
+  @Length(1, 200)
+  modelId?: string;
+
+}
+
+/** The scopes of one AI request, flat as RelayCore sends them. */
+export class IntegrationScopesDto {
+  @ApiPropertyOptional({ example: 'org-acme' })
+  @IsOptional()
+  @Matches(SCOPE_ID, { message: `organizationId ${SCOPE_ID_MESSAGE}` })
+  organizationId?: string;
+
+  @ApiPropertyOptional({ example: 'team-engineering-ai' })
+  @IsOptional()
+  @Matches(SCOPE_ID, { message: `teamId ${SCOPE_ID_MESSAGE}` })
+  teamId?: string;
+
+  @ApiPropertyOptional({ example: 'user-456' })
+  @IsOptional()
+  @Matches(SCOPE_ID, { message: `userId ${SCOPE_ID_MESSAGE}` })
+  userId?: string;
+
+  @ApiPropertyOptional({ example: 'project-chatbot' })
+  @IsOptional()
+  @Matches(SCOPE_ID, { message: `projectId ${SCOPE_ID_MESSAGE}` })
+  projectId?: string;
+}
+
+export class IntegrationCheckDto extends IntegrationScopesDto {
+  @ApiProperty({ oneOf: [{ type: 'number' }, { type: 'string' }], example: 0.25 })
+  @IsMoney({ allowZero: true })
+  estimatedCost: number | string;
+
+  @ApiProperty({ example: 'USD', pattern: '^[A-Z]{3}$' })
+  @IsString()
+  @Matches(/^[A-Z]{3}$/, { message: 'currency must be an ISO 4217 code of 3 upper-case letters' })
+  currency: string;
+
+  @ApiPropertyOptional({ example: 'gpt-4' })
+  @IsOptional()
+  @IsString()
+  @Length(1, 200)
+  modelId?: string;
+
+}
+
+/** One AI request's actual cost, as RelayCore reports it after the call. */
+export class IntegrationUsageDto extends IntegrationScopesDto {
+  @ApiProperty({ oneOf: [{ type: 'number' }, { type: 'string' }], example: 0.42 })
+  @IsMoney({ allowZero: true })
+  amount: number | string;
+
+  @ApiProperty({ example: 'USD', pattern: '^[A-Z]{3}$' })
+  @IsString()
+  @Matches(/^[A-Z]{3}$/, { message: 'currency must be an ISO 4217 code of 3 upper-case letters' })
+  currency: string;
+
+  @ApiPropertyOptional({ example: 'gpt-4' })
+  @IsOptional()
+  @IsString()
+  @Length(1, 200)
+  modelId?: string;
+
+  /** The gateway's request id: the idempotency key of this usage on every budget. */
+  @ApiProperty({ example: 'req-789' })
+  @IsString()
+  @Length(1, 200)
+  requestId: string;
+
+  @ApiPropertyOptional({ example: 'relaycore', default: 'relaycore' })
+  @IsOptional()
+  @IsString()
+  @Length(1, 100)
+  source?: string;
+
+  @ApiPropertyOptional({ example: 'GPT-4 API usage' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(2000)
+  description?: string;
+
+  @ApiPropertyOptional({ type: 'object', additionalProperties: true })
+  @IsOptional()
+  @IsSmallJsonObject()
+  metadata?: Record<string, unknown>;
+
+  @ApiPropertyOptional({ format: 'date-time' })
+  @IsOptional()
+  @IsInstant()
+  occurredAt?: string;
+}
