@@ -1,0 +1,19 @@
+import { Transform } from 'class-transformer';
+import { IsBoolean, IsOptional, IsUUID } from 'class-validator';
+import { ApiProperty } from '@nestjs/swagger';
+import { PageQuery } from '../../common/pagination';
+
+export class ListApiKeysQueryDto extends PageQuery {
+  /** Also list revoked keys (default: live keys only). */
+  @ApiProperty({ required: false, default: false })
+  @IsOptional()
+  @Transform(({ value }) => (value === 'true' ? true : value === 'false' ? false : value))
+  @IsBoolean()
+  includeRevoked?: boolean;
+}
+
+export class ApiKeyIdParamDto {
+  @ApiProperty({ format: 'uuid' })
+  @IsUUID('all', { message: 'id must be a UUID' })
+  id: string;
+}
