@@ -1,10 +1,17 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
+import { APP_GUARD } from '@nestjs/core';
+import { EventEmitterModule } from '@nestjs/event-emitter';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { ApiKeyGuard } from './auth/api-key.guard';
+import { AuthModule } from './auth/auth.module';
 import { BudgetModule } from './budget/budget.module';
+import { Clock } from './common/clock';
+import { ConstraintModule } from './constraint/constraint.module';
 import { APP_CONFIG, type AppConfig } from './config/configuration';
 import { dataSourceOptions } from './database/data-source.options';
 import { HealthController } from './health/health.controller';
+import { UsageModule } from './usage/usage.module';
 
 @Module({})
 export class AppModule {
@@ -27,11 +34,20 @@ export class AppModule {
           retryAttempts: 3,
           retryDelay: 1000,
         }),
+        EventEmitterModule.forRoot(),
+        AuthModule,
         BudgetModule,
+        UsageModule,
+        ConstraintModule,
       ],
       controllers: [HealthController],
-      providers: [{ provide: APP_CONFIG, useValue: config }],
-      exports: [APP_CONFIG],
+      providers: [
+        { provide: APP_CONFIG, useValue: config },
+        Clock,
+        // Every route needs an API key unless it is @Public(); see src/auth.
+        { provide: APP_GUARD, useExisting: ApiKeyGuard },
+      ],
+      exports: [APP_CONFIG, Clock],
     };
   }
 }

@@ -1,6 +1,8 @@
 import 'reflect-metadata';
 import { createApp } from './app.setup';
-import { ConfigurationError, loadConfig, type AppConfig } from './config/configuration';
+import { prepareApiKeys } from './auth/api-key.bootstrap';
+import { ApiKeyService } from './auth/api-key.service';
+import { ConfigurationError, EMBEDDED_DATABASE_NAME, loadConfig, type AppConfig } from './config/configuration';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from './database/embedded-database';
 import { runMigrations } from './database/migrate';
 
@@ -22,7 +24,7 @@ async function bootstrap(): Promise<void> {
     embedded = await startEmbeddedDatabase({
       dataDir: config.embeddedDataDir,
       port: config.embeddedPort,
-      database: 'relaycore_budget',
+      database: EMBEDDED_DATABASE_NAME,
       persistent: true,
     });
     config = { ...config, databaseUrl: embedded.url };
@@ -32,6 +34,15 @@ async function bootstrap(): Promise<void> {
   if (applied.length) console.log(`Applied migrations: ${applied.join(', ')}`);
 
   const app = await createApp(config);
+  let keyLines: string[];
+  try {
+    // Before listening: in production without a usable key the service refuses to start.
+    keyLines = await prepareApiKeys(app.get(ApiKeyService), config, { embeddedDatabase: embedded !== undefined });
+  } catch (error) {
+    await app.close();
+    await embedded?.stop();
+    throw error;
+  }
   await app.listen({ port: config.port, host: config.host });
   const base = `http://localhost:${config.port}`;
   console.log(
@@ -42,6 +53,7 @@ async function bootstrap(): Promise<void> {
       `  Swagger UI: ${base}/docs`,
       `  OpenAPI:    ${base}/docs-json`,
       `  Database:   ${embedded ? `embedded PostgreSQL on port ${embedded.port}` : 'DATABASE_URL'}`,
+      ...keyLines,
       '',
     ].join('\n'),
   );

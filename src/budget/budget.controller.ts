@@ -1,6 +1,7 @@
 import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Post, Put, Query, Res } from '@nestjs/common';
 import { ApiCreatedResponse, ApiHeader, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
+import { RequireRole } from '../auth/require-role.decorator';
 import { Actor } from '../common/auth/actor.decorator';
 import { ApiProblems } from '../common/errors/api-problems.decorator';
 import type { Page } from '../common/pagination';
@@ -17,6 +18,7 @@ const etag = (reply: FastifyReply, budget: BudgetResponseDto) => {
 };
 
 @ApiTags('Budgets')
+@RequireRole('admin')
 @Controller('budgets')
 export class BudgetController {
   constructor(private readonly registry: BudgetRegistryService) {}
@@ -30,6 +32,7 @@ export class BudgetController {
   }
 
   @Get()
+  @RequireRole('viewer')
   @ApiOperation({ operationId: 'listBudgets', summary: 'List budgets (filters, cursor pagination)' })
   @ApiOkResponse({ type: BudgetPageDto })
   @ApiProblems(400)
@@ -38,6 +41,7 @@ export class BudgetController {
   }
 
   @Get('scope/:type/:id')
+  @RequireRole('viewer')
   @ApiOperation({ operationId: 'listBudgetsForScope', summary: 'List the budgets of a scope' })
   @ApiOkResponse({ type: [BudgetResponseDto] })
   @ApiProblems(400)
@@ -46,6 +50,7 @@ export class BudgetController {
   }
 
   @Get('hierarchy/:type/:id')
+  @RequireRole('viewer')
   @ApiOperation({
     operationId: 'getBudgetHierarchy',
     summary: 'Ancestor chain and subtree of each budget of a scope, with status',
@@ -57,6 +62,7 @@ export class BudgetController {
   }
 
   @Get(':id')
+  @RequireRole('viewer')
   @ApiOperation({ operationId: 'getBudget', summary: 'Get a budget' })
   @ApiOkResponse({ type: BudgetResponseDto })
   @ApiProblems(400, 404)

@@ -138,15 +138,22 @@ export class BudgetRepository {
   async update(id: string, changes: BudgetValues, expectedVersion?: number): Promise<UpdateOutcome> {
     const fields = (Object.keys(changes) as (keyof BudgetValues)[]).filter((f) => changes[f] !== undefined);
     const sets = fields.map((f, i) => `${COLUMN_OF[f][0]} = $${i + 3}::${COLUMN_OF[f][1]}`);
-    const rows = await this.dataSource.query(
+    const rows = await this.dataSource.transaction(async (manager) => {
+      if (changes.parentId !== undefined) {
+        // Re-parenting takes the hierarchy lock before it locks its own row; taken inside the
+        // guard trigger instead, two crossing moves could each hold a row the other waits for.
+        await manager.query(`SELECT pg_advisory_xact_lock(hashtext('budget_definitions.hierarchy'))`);
+      }
+      return manager.query(
       `WITH b AS (
          UPDATE budget_definitions
          SET ${[...sets, 'version = version + 1', 'updated_at = now()'].join(', ')}
          WHERE id = $1 AND deleted_at IS NULL AND ($2::integer IS NULL OR version = $2::integer)
          RETURNING *)
        SELECT ${BUDGET_COLUMNS} FROM b`,
-      [id, expectedVersion ?? null, ...fields.map((f) => parameter(f, changes[f]))],
-    );
+        [id, expectedVersion ?? null, ...fields.map((f) => parameter(f, changes[f]))],
+      );
+    });
     if (rows[0]) return { kind: 'updated', budget: mapBudgetRow(rows[0]) };
     const current = await this.findLive(id);
     return current ? { kind: 'version-mismatch', version: current.version } : { kind: 'not-found' };
@@ -155,8 +162,10 @@ export class BudgetRepository {
   /** Soft delete; the hierarchy guard refuses it while live children exist. */
   async softDelete(id: string): Promise<boolean> {
     const rows = await this.dataSource.query(
-      `UPDATE budget_definitions SET deleted_at = now(), updated_at = now(), version = version + 1
-       WHERE id = $1 AND deleted_at IS NULL RETURNING id`,
+      `WITH d AS (
+         UPDATE budget_definitions SET deleted_at = now(), updated_at = now(), version = version + 1
+         WHERE id = $1 AND deleted_at IS NULL RETURNING id)
+       SELECT id FROM d`,
       [id],
     );
     return rows.length > 0;

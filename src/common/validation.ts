@@ -2,7 +2,17 @@ import { registerDecorator, validate, ValidateIf, ValidationError, ValidationOpt
 import { plainToInstance, Transform } from 'class-transformer';
 import { FieldError, validationFailed } from './errors/domain-error';
 
-const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
+const INSTANT = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
+
+/** A real calendar instant: no Feb 30, no year 0, no hour 24 (Date.parse would roll them over). */
+export function isInstant(value: unknown): boolean {
+  const match = typeof value === 'string' ? INSTANT.exec(value) : null;
+  if (!match) return false;
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map((part) => Number(part ?? 0));
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  return year >= 1 && month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth && hour <= 23 && minute <= 59 &&
+    second <= 59 && !Number.isNaN(Date.parse(value as string));
+}
 
 function custom(name: string, validate: (value: unknown) => boolean, message: string, options?: ValidationOptions) {
   return (target: object, propertyName: string) =>
@@ -19,7 +29,7 @@ function custom(name: string, validate: (value: unknown) => boolean, message: st
 export const IsInstant = (options?: ValidationOptions) =>
   custom(
     'isInstant',
-    (value) => typeof value === 'string' && INSTANT.test(value) && !Number.isNaN(Date.parse(value)),
+    isInstant,
     'must be an ISO 8601 instant with a time zone designator, e.g. 2025-01-01T00:00:00Z',
     options,
   );
@@ -109,3 +119,11 @@ export const VALIDATOR_OPTIONS = {
   forbidUnknownValues: true,
   validationError: { target: false, value: false },
 };
+
+/** Length in characters as PostgreSQL counts them (code points), not UTF-16 units. */
+export const CodePointLength = (min: number, max: number) =>
+  custom(
+    'codePointLength',
+    (value) => typeof value === 'string' && [...value].length >= min && [...value].length <= max,
+    min > 0 ? `must be ${min}–${max} characters long` : `must be at most ${max} characters long`,
+  );

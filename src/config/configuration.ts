@@ -17,6 +17,11 @@ export interface AppConfig {
   /** Milliseconds to wait for a pooled connection before answering 503. */
   connectionTimeoutMs: number;
   adminApiKey: string | undefined;
+  /**
+   * How long a verified API key is trusted without asking the database again. A key revoked on
+   * another instance stops working there within this time (at once on the instance that revoked it).
+   */
+  apiKeyCacheTtlMs: number;
   logLevel: string;
 }
 
@@ -58,8 +63,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     statementTimeoutMs: integer(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 15000, 100, 600000),
     connectionTimeoutMs: integer(env, 'DATABASE_CONNECT_TIMEOUT_MS', 3000, 100, 60000),
     adminApiKey,
+    apiKeyCacheTtlMs: integer(env, 'API_KEY_CACHE_TTL_MS', 15000, 0, 300000),
     logLevel: env.LOG_LEVEL?.trim() || (nodeEnv === 'test' ? 'warn' : 'info'),
   };
 }
 
 export const APP_CONFIG = Symbol('APP_CONFIG');
+
+/** The database `npm start` (and `npm run apikey`) create in the embedded PostgreSQL. */
+export const EMBEDDED_DATABASE_NAME = 'relaycore_budget';

@@ -1,10 +1,22 @@
 import type { DataSourceOptions } from 'typeorm';
 import { BudgetDefinitions1764300000000 } from '../../migrations/1764300000000-BudgetDefinitions';
+import { UsageLedger1764300100000 } from '../../migrations/1764300100000-UsageLedger';
+import { ConstraintChecks1764300200000 } from '../../migrations/1764300200000-ConstraintChecks';
+import { UsageBatch1764300300000 } from '../../migrations/1764300300000-UsageBatch';
+import { ApiKeys1764300900000 } from '../../migrations/1764300900000-ApiKeys';
+import { ApiKeyEntity } from '../auth/api-key.entity';
 import { BudgetDefinitionEntity } from '../budget/budget.entity';
+import { BudgetStatusCacheEntity, UsageRecordEntity } from '../usage/usage-record.entity';
 
 /** Entities and migrations are listed as classes so ts-jest, ts-node and dist/ all find them. */
-export const ENTITIES = [BudgetDefinitionEntity];
-export const MIGRATIONS = [BudgetDefinitions1764300000000];
+export const ENTITIES = [BudgetDefinitionEntity, UsageRecordEntity, BudgetStatusCacheEntity, ApiKeyEntity];
+export const MIGRATIONS = [
+  BudgetDefinitions1764300000000,
+  UsageLedger1764300100000,
+  ConstraintChecks1764300200000,
+  UsageBatch1764300300000,
+  ApiKeys1764300900000,
+];
 
 export interface DatabaseSettings {
   url: string;
@@ -23,7 +35,10 @@ export function dataSourceOptions(settings: DatabaseSettings): DataSourceOptions
     migrationsTableName: 'migrations',
     migrationsTransactionMode: 'each',
     synchronize: false,
-    logging: ['error', 'warn', 'migration'] as const,
+    // The schema needs no extension (gen_random_uuid is built in); migrations own everything.
+    installExtensions: false,
+    // Failed statements are expected (business rules raise in SQL) and mapped by the error filter.
+    logging: ['migration'] as const,
     poolSize: settings.poolSize ?? 20,
     extra: {
       // Fail fast instead of hanging while PostgreSQL is unreachable (answered as 503).

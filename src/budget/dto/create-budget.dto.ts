@@ -1,11 +1,11 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
-  ArrayMaxSize, IsArray, IsBoolean, IsIn, IsInt, IsNumber, IsOptional, IsString, IsUUID, Length, Matches, Max,
+  ArrayMaxSize, IsArray, IsBoolean, IsIn, IsInt, IsNumber, IsObject, IsOptional, IsString, IsUUID, Length, Matches, Max,
   MaxLength, Min, ValidateIf, ValidateNested,
 } from 'class-validator';
 import { IsMoney } from '../../common/money';
-import { IsIanaTimeZone, IsInstant, IsOmittable, IsSmallJsonObject, Satisfies, Trim } from '../../common/validation';
+import { CodePointLength, IsIanaTimeZone, IsInstant, IsOmittable, IsSmallJsonObject, Satisfies, Trim } from '../../common/validation';
 import { BUDGET_PERIODS, ENFORCEMENTS, SCOPE_TYPES, type BudgetPeriod, type Enforcement, type ScopeType } from '../budget.types';
 import { BudgetAlertDto } from './budget-alert.dto';
 import { ModelPolicyDto } from './model-policy.dto';
@@ -15,13 +15,13 @@ export class CreateBudgetDto {
   @ApiProperty({ example: 'Q1 2025 AI Development Budget', minLength: 1, maxLength: 200 })
   @Trim()
   @IsString()
-  @Length(1, 200)
+  @CodePointLength(1, 200)
   name: string;
 
   @ApiProperty({ example: 'Budget for AI development activities', maxLength: 2000, required: false, nullable: true })
   @IsOptional()
   @IsString()
-  @MaxLength(2000)
+  @CodePointLength(0, 2000)
   description?: string | null;
 
   @ApiProperty({ enum: SCOPE_TYPES, example: 'team' })
@@ -112,12 +112,14 @@ export class CreateBudgetDto {
   @IsOmittable()
   @IsArray()
   @ArrayMaxSize(50)
+  @IsObject({ each: true, message: 'each alert must be an object' })
   @ValidateNested({ each: true })
   @Type(() => BudgetAlertDto)
   alerts?: BudgetAlertDto[];
 
   @ApiProperty({ type: ModelPolicyDto, required: false, nullable: true })
   @IsOptional()
+  @IsObject({ message: 'modelPolicy must be an object' })
   @ValidateNested()
   @Type(() => ModelPolicyDto)
   modelPolicy?: ModelPolicyDto | null;

@@ -68,12 +68,22 @@ export function mapPostgresError(error: unknown): DomainError | undefined {
         field ? [{ field, message: 'is not valid for this budget' }] : undefined,
       );
     }
+    case '22023':
+      if (/time zone/i.test(err.message ?? '')) {
+        return new DomainError(400, 'VALIDATION_FAILED', 'timezone is not a time zone this database knows.', [
+          { field: 'timezone', message: 'timezone must be an IANA time zone name known to PostgreSQL' },
+        ]);
+      }
+      return new DomainError(400, 'INVALID_VALUE', 'A value in the request is out of range or malformed.');
     case '22P02':
     case '22007':
     case '22008':
     case '22003':
-    case '22023':
-      return new DomainError(400, 'INVALID_VALUE', 'A value in the request is out of range or malformed.');
+    case '22021':
+    case '22P05':
+      return new DomainError(400, 'INVALID_VALUE', 'A value in the request is out of range or malformed (or contains a NUL character).');
+    case '22001':
+      return new DomainError(400, 'VALUE_TOO_LONG', 'A text value is longer than its field allows.');
     case '40001':
     case '40P01':
       return new DomainError(503, 'CONCURRENT_UPDATE', 'The request collided with a concurrent one; retry it.', undefined, {
