@@ -514,6 +514,11 @@ export class UsageLedger1764300100000 implements MigrationInterface {
           END IF;
           was_replay := true;
         ELSE
+          IF p_reservation_id IS NOT NULL THEN
+            -- Settles the hold in the same transaction as the actual cost (a hold that already
+            -- expired or was released counts for nothing either way; the usage is recorded).
+            PERFORM close_reservation(p_reservation_id, 'settled');
+          END IF;
           SELECT coalesce(jsonb_agg(jsonb_build_object(
                    'id', h.id, 'budgetId', h.budget_id, 'alertId', h.alert_id, 'threshold', h.threshold::text,
                    'type', h.alert_type, 'percentUsed', h.percent_used::text, 'amount', h.amount::text,

@@ -10,7 +10,7 @@ export class ConstraintChecks1764300200000 implements MigrationInterface {
     // Everything a check decides on, for the given budgets, the live budgets of the given scopes,
     // and all their ancestors: settings, the (refreshed if stale) cache row, the alerts triggered
     // in the window. Most specific first (deepest budget first, the order get_budget_statuses
-    // locks stale rows in). reserved_amount is 0 until reservations exist.
+    // locks stale rows in), with what open reservations hold on each.
     await queryRunner.query(`
       CREATE FUNCTION budget_check_context(
         p_budget_ids uuid[], p_scope_types text[], p_scope_ids text[], p_at timestamptz DEFAULT now())
@@ -34,7 +34,7 @@ export class ConstraintChecks1764300200000 implements MigrationInterface {
         SELECT s.budget_id, d.name::text, d.scope_type, d.scope_id::text, d.parent_id,
                s.budget_id IN (SELECT id FROM seeds), s.amount, s.currency, s.warning_threshold,
                s.critical_threshold, s.enforcement, s.period_start, s.period_end, s.active, s.current_amount,
-               0::numeric, s.usage_count, s.updated_at, s.active_alerts, s.alert_rules, s.model_policy
+               budget_reserved_amount(s.budget_id, p_at), s.usage_count, s.updated_at, s.active_alerts, s.alert_rules, s.model_policy
         FROM get_budget_statuses(ARRAY(SELECT DISTINCT id FROM up), p_at) WITH ORDINALITY AS s
         JOIN budget_definitions d ON d.id = s.budget_id
         ORDER BY s.ordinality

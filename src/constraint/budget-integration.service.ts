@@ -11,6 +11,7 @@ import type { FiredAlert } from '../usage/usage.repository';
 import { combineDecisions, decideBudget } from './constraint-decision';
 import { ConstraintRepository, type CheckContextRow, type Scope } from './constraint.repository';
 import { blockingBudget, toCheckContext } from './constraint.service';
+import { ReservationService } from './reservation.service';
 import { IntegrationCheckDto, IntegrationScopesDto, IntegrationUsageDto } from './dto/check-constraints.dto';
 import type { IntegrationCheckResponseDto } from './dto/constraint-check-response.dto';
 import type { IntegrationSummaryDto, IntegrationUsageResponseDto } from './dto/integration.dto';
@@ -44,11 +45,12 @@ export class BudgetIntegrationService {
   constructor(
     private readonly constraints: ConstraintRepository,
     private readonly tracker: BudgetTrackerService,
+    private readonly reservations: ReservationService,
     private readonly clock: Clock,
   ) {}
 
   /** Every active budget of the scopes and their ancestors; proceeds only if all allow. */
-  async checkConstraints(request: IntegrationCheckDto): Promise<IntegrationCheckResponseDto> {
+  async checkConstraints(request: IntegrationCheckDto, actor?: string): Promise<IntegrationCheckResponseDto> {
     const dto = await validateInput(IntegrationCheckDto, request);
     const scopes = scopesOf(dto);
     const estimate = new Decimal(String(dto.estimatedCost));
@@ -57,7 +59,7 @@ export class BudgetIntegrationService {
     const contexts = rows.map(toCheckContext);
     const decisions = contexts.map((context) => decideBudget(context, estimate, dto.modelId));
     const combined = combineDecisions(decisions, contexts, dto.modelId);
-    return {
+    const answer: IntegrationCheckResponseDto = {
       canProceed: combined.canProceed,
       reason: combined.reason ?? (rows.length ? undefined : 'No budget applies to these scopes, so nothing constrains this request.'),
       requiresApproval: combined.requiresApproval,
@@ -72,6 +74,15 @@ export class BudgetIntegrationService {
         scopeId: contexts[index].scopeId,
       })),
     };
+    if (!dto.reserve || !rows.length) return answer;
+    return this.reservations.holdFor(answer, combined, {
+      scopes,
+      amount: estimate.toFixed(),
+      currency: dto.currency,
+      ttlSeconds: dto.reservationTtlSeconds,
+      modelId: combined.suggestedModel ?? dto.modelId,
+      actor,
+    }, decisions);
   }
 
   /** Records the request's actual cost once per budget tree, idempotent on requestId, in one transaction. */
@@ -88,6 +99,7 @@ export class BudgetIntegrationService {
       scopes, amount: new Decimal(amount).toFixed(), currency: dto.currency, modelId: dto.modelId ?? null,
       requestId: dto.requestId, source: dto.source ?? 'relaycore', description: dto.description ?? null,
       metadata: dto.metadata ?? null, occurredAt: dto.occurredAt ? occurredAt.toISOString() : undefined,
+      reservationId: dto.reservationId ?? null,
     };
     const rows = await this.constraints.recordIntegrationUsage(scopes, {
       amount,
@@ -102,7 +114,7 @@ export class BudgetIntegrationService {
       requestHash: sha256Hex(canonicalJson(body)),
       metadata: body.metadata,
       occurredAt,
-      reservationId: null,
+      reservationId: dto.reservationId ?? null,
     });
     for (const row of rows) for (const alert of row.fired_alerts ?? []) this.tracker.announce(alert);
     return {

@@ -1,8 +1,9 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { assertRole, Principal } from '../auth/principal.decorator';
 import { RequireRole } from '../auth/require-role.decorator';
 import { IdParamDto } from '../budget/dto/list-budgets.query.dto';
-import { Actor } from '../common/auth/actor.decorator';
+import { Actor, type RequestPrincipal } from '../common/auth/actor.decorator';
 import { ApiProblems } from '../common/errors/api-problems.decorator';
 import { ConstraintService } from './constraint.service';
 import { AcknowledgeAlertDto, AlertHistoryDto, AlertParamsDto, ListAlertsQueryDto } from './dto/alert-history.dto';
@@ -22,9 +23,14 @@ export class ConstraintController {
     summary: 'May a request costing about X proceed, and on which model? (a "no" is a 200 answer)',
   })
   @ApiOkResponse({ type: BudgetConstraintCheckDto })
-  @ApiProblems(400, 404, 413, 415)
-  check(@Param() { id }: IdParamDto, @Body() body: CheckConstraintsDto): Promise<BudgetConstraintCheckDto> {
-    return this.constraints.checkBudget(id, body);
+  @ApiProblems(400, 404, 413, 415, 422)
+  check(
+    @Param() { id }: IdParamDto,
+    @Body() body: CheckConstraintsDto,
+    @Principal() principal: RequestPrincipal | undefined,
+  ): Promise<BudgetConstraintCheckDto> {
+    if (body.reserve) assertRole(principal, 'service', 'Reserving');
+    return this.constraints.checkBudget(id, body, principal?.name);
   }
 
   @Get('alerts')

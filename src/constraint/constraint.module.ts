@@ -6,16 +6,21 @@ import { ConstraintController } from './constraint.controller';
 import { ConstraintRepository } from './constraint.repository';
 import { ConstraintService } from './constraint.service';
 import { IntegrationController } from './integration.controller';
+import { ReservationController } from './reservation.controller';
+import { ReservationRepository } from './reservation.repository';
+import { ReservationService } from './reservation.service';
 
 @Module({
   imports: [UsageModule],
-  controllers: [ConstraintController, IntegrationController],
+  controllers: [ConstraintController, IntegrationController, ReservationController],
   providers: [
     ConstraintService,
     ConstraintRepository,
     BudgetIntegrationService,
+    ReservationService,
+    ReservationRepository,
     { provide: CONSTRAINT_CHECKER, useExisting: ConstraintService },
   ],
-  exports: [ConstraintService, BudgetIntegrationService],
+  exports: [ConstraintService, BudgetIntegrationService, ReservationService],
 })
 export class ConstraintModule {}

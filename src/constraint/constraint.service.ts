@@ -9,6 +9,7 @@ import {
 } from './constraint-decision';
 import { ConstraintRepository, type AlertHistoryRow, type CheckContextRow } from './constraint.repository';
 import { CheckConstraintsDto } from './dto/check-constraints.dto';
+import { ReservationService } from './reservation.service';
 import type { BlockingBudgetDto, BudgetConstraintCheckDto } from './dto/constraint-check-response.dto';
 import type { AcknowledgeAlertDto, AlertHistoryDto } from './dto/alert-history.dto';
 
@@ -64,10 +65,12 @@ export class ConstraintService implements ConstraintChecker {
   constructor(
     private readonly constraints: ConstraintRepository,
     private readonly tracker: BudgetTrackerService,
+    private readonly reservations: ReservationService,
     private readonly clock: Clock,
   ) {}
 
-  async checkBudget(budgetId: string, request: CheckConstraintsDto): Promise<BudgetConstraintCheckDto> {
+  /** `actor` names who placed a hold (reserve: true); the controller checks the role first. */
+  async checkBudget(budgetId: string, request: CheckConstraintsDto, actor?: string): Promise<BudgetConstraintCheckDto> {
     const dto = await validateInput(CheckConstraintsDto, request);
     const estimate = new Decimal(String(dto.estimatedCost));
     const rows = await this.constraints.checkContext([budgetId], [], this.clock.now());
@@ -78,7 +81,16 @@ export class ConstraintService implements ConstraintChecker {
     // An inactive budget takes no usage, so neither it nor its ancestors constrain this request.
     const decided = own.rule === 'inactive' ? [own] : contexts.map((context) => decideBudget(context, estimate, dto.modelId));
     const combined = combineDecisions(decided, own.rule === 'inactive' ? [contexts[ownIndex]] : contexts, dto.modelId);
-    return toCheckResponse(own, combined);
+    const answer = toCheckResponse(own, combined);
+    if (!dto.reserve || own.rule === 'inactive') return answer;
+    return this.reservations.holdFor(answer, combined, {
+      budgetIds: [budgetId],
+      amount: estimate.toFixed(),
+      currency: own.currency,
+      ttlSeconds: dto.reservationTtlSeconds,
+      modelId: combined.suggestedModel ?? dto.modelId,
+      actor,
+    }, decided);
   }
 
   async listAlerts(budgetId: string, all: boolean): Promise<AlertHistoryDto[]> {

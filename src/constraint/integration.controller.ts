@@ -1,7 +1,9 @@
 import { Body, Controller, Get, HttpCode, Post, Query, Res } from '@nestjs/common';
 import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
+import { assertRole, Principal } from '../auth/principal.decorator';
 import { RequireRole } from '../auth/require-role.decorator';
+import type { RequestPrincipal } from '../common/auth/actor.decorator';
 import { ApiProblems } from '../common/errors/api-problems.decorator';
 import { BudgetIntegrationService } from './budget-integration.service';
 import { IntegrationCheckDto, IntegrationScopesDto, IntegrationUsageDto } from './dto/check-constraints.dto';
@@ -22,8 +24,9 @@ export class IntegrationController {
   })
   @ApiOkResponse({ type: IntegrationCheckResponseDto })
   @ApiProblems(400, 413, 415, 422)
-  check(@Body() body: IntegrationCheckDto): Promise<IntegrationCheckResponseDto> {
-    return this.integration.checkConstraints(body);
+  check(@Body() body: IntegrationCheckDto, @Principal() principal: RequestPrincipal | undefined): Promise<IntegrationCheckResponseDto> {
+    if (body.reserve) assertRole(principal, 'service', 'Reserving');
+    return this.integration.checkConstraints(body, principal?.name);
   }
 
   @Post('usage')

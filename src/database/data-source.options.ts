@@ -1,8 +1,10 @@
 import type { DataSourceOptions } from 'typeorm';
 import { BudgetDefinitions1764300000000 } from '../../migrations/1764300000000-BudgetDefinitions';
+import { Reservations1764300050000 } from '../../migrations/1764300050000-Reservations';
 import { UsageLedger1764300100000 } from '../../migrations/1764300100000-UsageLedger';
 import { ConstraintChecks1764300200000 } from '../../migrations/1764300200000-ConstraintChecks';
 import { UsageBatch1764300300000 } from '../../migrations/1764300300000-UsageBatch';
+import { PlaceReservation1764300400000 } from '../../migrations/1764300400000-PlaceReservation';
 import { ApiKeys1764300900000 } from '../../migrations/1764300900000-ApiKeys';
 import { ApiKeyEntity } from '../auth/api-key.entity';
 import { BudgetDefinitionEntity } from '../budget/budget.entity';
@@ -12,9 +14,11 @@ import { BudgetStatusCacheEntity, UsageRecordEntity } from '../usage/usage-recor
 export const ENTITIES = [BudgetDefinitionEntity, UsageRecordEntity, BudgetStatusCacheEntity, ApiKeyEntity];
 export const MIGRATIONS = [
   BudgetDefinitions1764300000000,
+  Reservations1764300050000,
   UsageLedger1764300100000,
   ConstraintChecks1764300200000,
   UsageBatch1764300300000,
+  PlaceReservation1764300400000,
   ApiKeys1764300900000,
 ];
 
@@ -27,6 +31,7 @@ export interface DatabaseSettings {
 
 /** The one definition of how the service (and the TypeORM CLI, and the tests) reach PostgreSQL. */
 export function dataSourceOptions(settings: DatabaseSettings): DataSourceOptions {
+  const statementTimeoutMs = settings.statementTimeoutMs ?? 15000;
   return {
     type: 'postgres',
     url: settings.url,
@@ -41,11 +46,16 @@ export function dataSourceOptions(settings: DatabaseSettings): DataSourceOptions
     logging: ['migration'] as const,
     poolSize: settings.poolSize ?? 20,
     extra: {
-      // Fail fast instead of hanging while PostgreSQL is unreachable (answered as 503).
-      connectionTimeoutMillis: settings.connectionTimeoutMs ?? 3000,
-      statement_timeout: settings.statementTimeoutMs ?? 15000,
+      // Fail fast instead of hanging while PostgreSQL is unreachable (answered as 503): a new
+      // connection gets connectionTimeoutMillis, a statement statement_timeout on the server, and
+      // query_timeout bounds it on our side too, for a connection whose server vanished without
+      // a word (a network partition sends no RST; TCP keep-alive then notices within a minute).
+      connectionTimeoutMillis: settings.connectionTimeoutMs ?? 1500,
+      statement_timeout: statementTimeoutMs,
+      query_timeout: statementTimeoutMs + 1000,
       idleTimeoutMillis: 30000,
       keepAlive: true,
+      keepAliveInitialDelayMillis: 10000,
       application_name: 'relaycore-budget',
     },
   };

@@ -235,7 +235,7 @@ export class BudgetTrackerService implements OnModuleInit {
       periodStart: row.period_start.toISOString(),
       periodEnd: row.period_end.toISOString(),
       active: row.active,
-      reservedAmount: toMoneyNumber((row as StatusRow & { reserved_amount?: string }).reserved_amount ?? '0'),
+      reservedAmount: toMoneyNumber(row.reserved_amount),
       usageCount: Number(row.usage_count),
       lastUpdated: row.updated_at.toISOString(),
     };

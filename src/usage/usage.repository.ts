@@ -82,6 +82,8 @@ export interface StatusRow {
   last_usage_at: Date | null;
   updated_at: Date;
   active_alerts: ActiveAlertJson[];
+  /** Held by open, unexpired reservations. */
+  reserved_amount: string;
 }
 
 export interface ActiveAlertJson {
@@ -163,7 +165,7 @@ export class UsageRepository {
       `SELECT budget_id, amount::text AS amount, currency, warning_threshold::text AS warning_threshold,
               critical_threshold::text AS critical_threshold, enforcement, period_start, period_end, active,
               current_amount::text AS current_amount, usage_count::text AS usage_count, last_usage_at, updated_at,
-              active_alerts
+              active_alerts, budget_reserved_amount(budget_id, $2::timestamptz)::text AS reserved_amount
        FROM get_budget_status($1::uuid, $2::timestamptz)`,
       [budgetId, at.toISOString()],
     );
@@ -176,7 +178,7 @@ export class UsageRepository {
       `SELECT budget_id, amount::text AS amount, currency, warning_threshold::text AS warning_threshold,
               critical_threshold::text AS critical_threshold, enforcement, period_start, period_end, active,
               current_amount::text AS current_amount, usage_count::text AS usage_count, last_usage_at, updated_at,
-              active_alerts
+              active_alerts, budget_reserved_amount(budget_id, $2::timestamptz)::text AS reserved_amount
        FROM get_budget_statuses($1::uuid[], $2::timestamptz)`,
       [budgetIds, at.toISOString()],
     );

@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsOptional, IsString, Length, Matches, MaxLength } from 'class-validator';
-import { IsInstant, IsSmallJsonObject } from '../../common/validation';
+import { IsBoolean, IsInt, IsOptional, IsString, IsUUID, Length, Matches, Max, MaxLength, Min } from 'class-validator';
+import { IsInstant, IsOmittable, IsSmallJsonObject } from '../../common/validation';
 import { IsMoney } from '../../common/money';
 
 const SCOPE_ID = /^[A-Za-z0-9._:@-]{1,200}$/;
@@ -19,6 +19,19 @@ export class CheckConstraintsDto {
   @Length(1, 200)
   modelId?: string;
 
+  /** Hold the estimate on the budget and every ancestor when the answer is yes (service role). */
+  @ApiPropertyOptional({ default: false })
+  @IsOmittable()
+  @IsBoolean()
+  reserve?: boolean;
+
+  /** How long the hold lives unless settled or released (default 300, max 3600). */
+  @ApiPropertyOptional({ default: 300, minimum: 1, maximum: 3600 })
+  @IsOmittable()
+  @IsInt()
+  @Min(1)
+  @Max(3600)
+  reservationTtlSeconds?: number;
 }
 
 /** The scopes of one AI request, flat as RelayCore sends them. */
@@ -60,6 +73,19 @@ export class IntegrationCheckDto extends IntegrationScopesDto {
   @Length(1, 200)
   modelId?: string;
 
+  /** Hold the estimate on the budget and every ancestor when the answer is yes (service role). */
+  @ApiPropertyOptional({ default: false })
+  @IsOmittable()
+  @IsBoolean()
+  reserve?: boolean;
+
+  /** How long the hold lives unless settled or released (default 300, max 3600). */
+  @ApiPropertyOptional({ default: 300, minimum: 1, maximum: 3600 })
+  @IsOmittable()
+  @IsInt()
+  @Min(1)
+  @Max(3600)
+  reservationTtlSeconds?: number;
 }
 
 /** One AI request's actual cost, as RelayCore reports it after the call. */
@@ -106,4 +132,10 @@ export class IntegrationUsageDto extends IntegrationScopesDto {
   @IsOptional()
   @IsInstant()
   occurredAt?: string;
+
+  /** Settles this reservation (its holds are released) in the same transaction. */
+  @ApiPropertyOptional({ format: 'uuid' })
+  @IsOptional()
+  @IsUUID('all')
+  reservationId?: string;
 }
