@@ -3,8 +3,7 @@ import { OnEvent } from '@nestjs/event-emitter';
 import type { ScopeType } from '../budget/budget.types';
 import { Clock } from '../common/clock';
 import { DomainError, validationFailed } from '../common/errors/domain-error';
-import { canonicalJson, sha256Hex } from '../common/hashing';
-import { Decimal, toMoneyNumber, toMoneyString } from '../common/money';
+import { Decimal, toMoneyNumber } from '../common/money';
 import { validateInput } from '../common/validation';
 import { BUDGET_ALERT_TRIGGERED, BudgetTrackerService } from '../usage/budget-tracker.service';
 import type { FiredAlert } from '../usage/usage.repository';
@@ -89,33 +88,13 @@ export class BudgetIntegrationService {
   async recordUsage(request: IntegrationUsageDto): Promise<IntegrationUsageResponseDto> {
     const dto = await validateInput(IntegrationUsageDto, request);
     const scopes = scopesOf(dto);
-    const now = this.clock.now();
-    const occurredAt = dto.occurredAt ? new Date(dto.occurredAt) : now;
-    if (occurredAt.getTime() > now.getTime() + 5 * 60_000) {
-      throw validationFailed([{ field: 'occurredAt', message: 'occurredAt must not be more than 5 minutes in the future' }]);
-    }
-    const amount = toMoneyString(dto.amount);
-    const body = {
-      scopes, amount: new Decimal(amount).toFixed(), currency: dto.currency, modelId: dto.modelId ?? null,
-      requestId: dto.requestId, source: dto.source ?? 'relaycore', description: dto.description ?? null,
-      metadata: dto.metadata ?? null, occurredAt: dto.occurredAt ? occurredAt.toISOString() : undefined,
-      reservationId: dto.reservationId ?? null,
-    };
-    const rows = await this.constraints.recordIntegrationUsage(scopes, {
-      amount,
-      currency: dto.currency,
-      source: body.source,
-      description: body.description,
-      modelId: body.modelId,
-      userId: dto.userId ?? null,
-      teamId: dto.teamId ?? null,
-      projectId: dto.projectId ?? null,
-      requestId: dto.requestId,
-      requestHash: sha256Hex(canonicalJson(body)),
-      metadata: body.metadata,
-      occurredAt,
-      reservationId: dto.reservationId ?? null,
-    });
+    // The same normalisation, time rule and request hash as a single-budget usage write.
+    const { budgetId: _none, idempotencyKey: _key, ...write } = this.tracker.toWrite(
+      '',
+      { ...dto, source: dto.source ?? 'relaycore', metadata: dto.metadata ?? null },
+      dto.requestId,
+    );
+    const rows = await this.constraints.recordIntegrationUsage(scopes, write);
     for (const row of rows) for (const alert of row.fired_alerts ?? []) this.tracker.announce(alert);
     return {
       requestId: dto.requestId,

@@ -1,6 +1,7 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsBoolean, IsInt, IsOptional, IsString, IsUUID, Length, Matches, Max, MaxLength, Min } from 'class-validator';
-import { IsInstant, IsOmittable, IsSmallJsonObject } from '../../common/validation';
+import { ApiProperty, ApiPropertyOptional, IntersectionType, OmitType } from '@nestjs/swagger';
+import { IsBoolean, IsInt, IsOptional, IsString, Length, Matches, Max, Min } from 'class-validator';
+import { IsOmittable } from '../../common/validation';
+import { RecordUsageDto } from '../../usage/dto/record-usage.dto';
 import { IsMoney } from '../../common/money';
 
 const SCOPE_ID = /^[A-Za-z0-9._:@-]{1,200}$/;
@@ -57,85 +58,27 @@ export class IntegrationScopesDto {
   projectId?: string;
 }
 
-export class IntegrationCheckDto extends IntegrationScopesDto {
-  @ApiProperty({ oneOf: [{ type: 'number' }, { type: 'string' }], example: 0.25 })
-  @IsMoney({ allowZero: true })
-  estimatedCost: number | string;
-
+class CurrencyDto {
   @ApiProperty({ example: 'USD', pattern: '^[A-Z]{3}$' })
   @IsString()
   @Matches(/^[A-Z]{3}$/, { message: 'currency must be an ISO 4217 code of 3 upper-case letters' })
   currency: string;
-
-  @ApiPropertyOptional({ example: 'gpt-4' })
-  @IsOptional()
-  @IsString()
-  @Length(1, 200)
-  modelId?: string;
-
-  /** Hold the estimate on the budget and every ancestor when the answer is yes (service role). */
-  @ApiPropertyOptional({ default: false })
-  @IsOmittable()
-  @IsBoolean()
-  reserve?: boolean;
-
-  /** How long the hold lives unless settled or released (default 300, max 3600). */
-  @ApiPropertyOptional({ default: 300, minimum: 1, maximum: 3600 })
-  @IsOmittable()
-  @IsInt()
-  @Min(1)
-  @Max(3600)
-  reservationTtlSeconds?: number;
 }
 
-/** One AI request's actual cost, as RelayCore reports it after the call. */
-export class IntegrationUsageDto extends IntegrationScopesDto {
-  @ApiProperty({ oneOf: [{ type: 'number' }, { type: 'string' }], example: 0.42 })
-  @IsMoney({ allowZero: true })
-  amount: number | string;
+/** A check for every budget of a request's scopes: the scopes, the check's fields and its currency. */
+export class IntegrationCheckDto extends IntersectionType(IntegrationScopesDto, CheckConstraintsDto, CurrencyDto) {}
 
-  @ApiProperty({ example: 'USD', pattern: '^[A-Z]{3}$' })
-  @IsString()
-  @Matches(/^[A-Z]{3}$/, { message: 'currency must be an ISO 4217 code of 3 upper-case letters' })
-  currency: string;
-
-  @ApiPropertyOptional({ example: 'gpt-4' })
-  @IsOptional()
-  @IsString()
-  @Length(1, 200)
-  modelId?: string;
-
+class RequiredRequestIdDto {
   /** The gateway's request id: the idempotency key of this usage on every budget. */
   @ApiProperty({ example: 'req-789' })
   @IsString()
   @Length(1, 200)
   requestId: string;
-
-  @ApiPropertyOptional({ example: 'relaycore', default: 'relaycore' })
-  @IsOptional()
-  @IsString()
-  @Length(1, 100)
-  source?: string;
-
-  @ApiPropertyOptional({ example: 'GPT-4 API usage' })
-  @IsOptional()
-  @IsString()
-  @MaxLength(2000)
-  description?: string;
-
-  @ApiPropertyOptional({ type: 'object', additionalProperties: true })
-  @IsOptional()
-  @IsSmallJsonObject()
-  metadata?: Record<string, unknown>;
-
-  @ApiPropertyOptional({ format: 'date-time' })
-  @IsOptional()
-  @IsInstant()
-  occurredAt?: string;
-
-  /** Settles this reservation (its holds are released) in the same transaction. */
-  @ApiPropertyOptional({ format: 'uuid' })
-  @IsOptional()
-  @IsUUID('all')
-  reservationId?: string;
 }
+
+/** One AI request's actual cost, as RelayCore reports it after the call: the scopes and a usage record. */
+export class IntegrationUsageDto extends IntersectionType(
+  IntegrationScopesDto,
+  OmitType(RecordUsageDto, ['userId', 'teamId', 'projectId', 'requestId'] as const),
+  RequiredRequestIdDto,
+) {}
