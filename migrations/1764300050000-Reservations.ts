@@ -48,15 +48,23 @@ export class Reservations1764300050000 implements MigrationInterface {
         SELECT coalesce(sum(h.amount), 0) FROM budget_reservation_holds h
         WHERE h.budget_id = p_budget_id AND h.expires_at > p_at
       $fn$`);
-    // Closes a held reservation (settled, released or expired) and drops its holds.
+    // Closes a held reservation (settled, released or expired) and drops its holds. Returns the
+    // state it was in; a hold past its expiry is 'expired' whether or not the sweep has run, so
+    // releasing it answers the same before and after the sweep.
     await queryRunner.query(`
       CREATE FUNCTION close_reservation(p_reservation_id uuid, p_state text)
       RETURNS text LANGUAGE plpgsql AS $fn$
       DECLARE
         previous text;
+        expiry   timestamptz;
       BEGIN
-        SELECT r.state INTO previous FROM budget_reservations r WHERE r.id = p_reservation_id FOR UPDATE;
+        SELECT r.state, r.expires_at INTO previous, expiry
+        FROM budget_reservations r WHERE r.id = p_reservation_id FOR UPDATE;
         IF previous = 'held' THEN
+          IF expiry <= now() AND p_state = 'released' THEN
+            previous := 'expired';
+            p_state := 'expired';
+          END IF;
           UPDATE budget_reservations SET state = p_state, closed_at = now() WHERE id = p_reservation_id;
           DELETE FROM budget_reservation_holds WHERE reservation_id = p_reservation_id;
         END IF;
