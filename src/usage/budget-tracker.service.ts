@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { EventEmitter2 } from '@nestjs/event-emitter';
@@ -89,7 +90,8 @@ export class BudgetTrackerService implements OnModuleInit {
   /** Up to 1000 records in one transaction; a record breaking a business rule fails alone. */
   async recordUsageBatch(budgetId: string, request: RecordUsageBatchDto): Promise<RecordUsageBatchResponseDto> {
     const dto = await validateInput(RecordUsageBatchDto, request);
-    const writes = dto.records.map((item) => this.toWrite(budgetId, item, item.idempotencyKey));
+    // Ids are chosen here so each answer line finds its own record after the one multi-row INSERT.
+    const writes = dto.records.map((item) => ({ ...this.toWrite(budgetId, item, item.idempotencyKey), id: randomUUID() }));
     const rows = await this.usage.recordBatch(budgetId, writes);
     const results = rows.map((row) => {
       for (const alert of row.fired_alerts ?? []) this.announce(alert);
