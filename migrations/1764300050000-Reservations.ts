@@ -41,12 +41,15 @@ export class Reservations1764300050000 implements MigrationInterface {
     await queryRunner.query(
       `CREATE INDEX budget_reservation_holds_budget_idx ON budget_reservation_holds (budget_id, expires_at) INCLUDE (amount)`,
     );
-    // What is held on a budget at an instant: open holds not yet expired.
+    // What is held on a budget at an instant: open holds not yet expired. PL/pgSQL so that its
+    // plan is cached across calls (it runs in every check and status read).
     await queryRunner.query(`
       CREATE FUNCTION budget_reserved_amount(p_budget_id uuid, p_at timestamptz DEFAULT now())
-      RETURNS numeric LANGUAGE sql STABLE AS $fn$
-        SELECT coalesce(sum(h.amount), 0) FROM budget_reservation_holds h
-        WHERE h.budget_id = p_budget_id AND h.expires_at > p_at
+      RETURNS numeric LANGUAGE plpgsql STABLE AS $fn$
+      BEGIN
+        RETURN (SELECT coalesce(sum(h.amount), 0) FROM budget_reservation_holds h
+                WHERE h.budget_id = p_budget_id AND h.expires_at > p_at);
+      END
       $fn$`);
     // Closes a held reservation (settled, released or expired) and drops its holds. Returns the
     // state it was in; a hold past its expiry is 'expired' whether or not the sweep has run, so

@@ -553,24 +553,34 @@ export class UsageLedger1764300100000 implements MigrationInterface {
         b record;
         w record;
         c budget_status_cache;
+        is_active boolean;
       BEGIN
         SELECT d.* INTO b FROM budget_definitions d WHERE d.id = p_budget_id AND d.deleted_at IS NULL;
         IF NOT FOUND THEN
           RETURN;
         END IF;
-        w := budget_period_window(b.start_date, b.end_date, b.period, b.custom_period_days, b.recurring,
-                                  b.timezone, p_at);
         SELECT s.* INTO c FROM budget_status_cache s WHERE s.budget_id = p_budget_id;
-        IF c.budget_id IS NULL OR c.period_start <> w.period_start OR c.period_end <> w.period_end
-           OR c.updated_at < p_at - interval '5 minutes' THEN
-          SELECT s.* INTO c FROM budget_status_cache s WHERE s.budget_id = p_budget_id FOR UPDATE;
+        -- The common case: the cached window contains p_at, so it is the window of p_at (windows
+        -- never overlap, and a change of the period fields rewrites the row) and the budget is
+        -- active there. Only otherwise is the window computed.
+        IF c.budget_id IS NOT NULL AND p_at >= c.period_start AND p_at < c.period_end
+           AND c.updated_at >= p_at - interval '5 minutes' THEN
+          is_active := true;
+        ELSE
+          w := budget_period_window(b.start_date, b.end_date, b.period, b.custom_period_days, b.recurring,
+                                    b.timezone, p_at);
+          is_active := w.active;
           IF c.budget_id IS NULL OR c.period_start <> w.period_start OR c.period_end <> w.period_end
              OR c.updated_at < p_at - interval '5 minutes' THEN
-            c := refresh_budget_status_cache(p_budget_id, p_at);
+            SELECT s.* INTO c FROM budget_status_cache s WHERE s.budget_id = p_budget_id FOR UPDATE;
+            IF c.budget_id IS NULL OR c.period_start <> w.period_start OR c.period_end <> w.period_end
+               OR c.updated_at < p_at - interval '5 minutes' THEN
+              c := refresh_budget_status_cache(p_budget_id, p_at);
+            END IF;
           END IF;
         END IF;
         RETURN QUERY SELECT b.id, b.amount, b.currency::text, b.warning_threshold, b.critical_threshold,
-          b.enforcement, c.period_start, c.period_end, w.active, c.current_amount, c.usage_count,
+          b.enforcement, c.period_start, c.period_end, is_active, c.current_amount, c.usage_count,
           c.last_usage_at, c.updated_at,
           (SELECT coalesce(jsonb_agg(jsonb_build_object(
                     'id', h.id, 'alertId', h.alert_id, 'threshold', h.threshold::text, 'type', h.alert_type,

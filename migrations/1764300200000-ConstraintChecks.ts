@@ -10,7 +10,8 @@ export class ConstraintChecks1764300200000 implements MigrationInterface {
     // Everything a check decides on, for the given budgets, the live budgets of the given scopes,
     // and all their ancestors: settings, the (refreshed if stale) cache row, the alerts triggered
     // in the window. Most specific first (deepest budget first, the order get_budget_statuses
-    // locks stale rows in), with what open reservations hold on each.
+    // locks stale rows in), with what open reservations hold on each. PL/pgSQL rather than SQL so
+    // its plan is cached: a non-inlinable SQL function is planned again on every call.
     await queryRunner.query(`
       CREATE FUNCTION budget_check_context(
         p_budget_ids uuid[], p_scope_types text[], p_scope_ids text[], p_at timestamptz DEFAULT now())
@@ -19,7 +20,9 @@ export class ConstraintChecks1764300200000 implements MigrationInterface {
                      enforcement text, period_start timestamptz, period_end timestamptz, active boolean,
                      current_amount numeric, reserved_amount numeric, usage_count bigint,
                      updated_at timestamptz, active_alerts jsonb, alert_rules jsonb, model_policy jsonb)
-      LANGUAGE sql AS $fn$
+      LANGUAGE plpgsql AS $fn$
+      BEGIN
+        RETURN QUERY
         WITH RECURSIVE seeds AS (
           SELECT d.id FROM budget_definitions d
           WHERE d.deleted_at IS NULL
@@ -37,7 +40,8 @@ export class ConstraintChecks1764300200000 implements MigrationInterface {
                budget_reserved_amount(s.budget_id, p_at), s.usage_count, s.updated_at, s.active_alerts, s.alert_rules, s.model_policy
         FROM get_budget_statuses(ARRAY(SELECT DISTINCT id FROM up), p_at) WITH ORDINALITY AS s
         JOIN budget_definitions d ON d.id = s.budget_id
-        ORDER BY s.ordinality
+        ORDER BY s.ordinality;
+      END
       $fn$`);
 
     // One AI request's actual cost, recorded once per budget tree: on the most specific live
