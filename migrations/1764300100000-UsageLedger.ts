@@ -614,8 +614,8 @@ export class UsageLedger1764300100000 implements MigrationInterface {
       $fn$`);
 
     // Many statuses in one round trip (hierarchy, multi-scope checks). Missing or deleted budgets
-    // are left out. Rows come deepest budget first, the order in which stale rows get locked, as
-    // every other locker does; map them by budget_id.
+    // are left out. Rows come tree by tree (by root id), deepest budget first within a tree: the
+    // order in which stale rows get locked, as every multi-tree locker does; map them by budget_id.
     await queryRunner.query(`
       CREATE FUNCTION get_budget_statuses(p_budget_ids uuid[], p_at timestamptz DEFAULT now())
       RETURNS TABLE (budget_id uuid, amount numeric, currency text, warning_threshold numeric,
@@ -637,7 +637,10 @@ export class UsageLedger1764300100000 implements MigrationInterface {
             FROM up JOIN budget_definitions d ON d.id = up.parent_id
             WHERE up.depth < 8
           )
-          SELECT up.start_id FROM up GROUP BY up.start_id ORDER BY max(up.depth) DESC, up.start_id
+          SELECT up.start_id FROM up GROUP BY up.start_id
+          ORDER BY coalesce((array_agg(up.parent_id ORDER BY up.depth DESC) FILTER (WHERE up.parent_id IS NOT NULL))[1],
+                            up.start_id),
+                   max(up.depth) DESC, up.start_id
         LOOP
           RETURN QUERY SELECT * FROM budget_status_read(one, p_at);
         END LOOP;
