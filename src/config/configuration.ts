@@ -16,6 +16,12 @@ export interface AppConfig {
   statementTimeoutMs: number;
   /** Milliseconds to wait for a pooled connection before answering 503. */
   connectionTimeoutMs: number;
+  /** Attempts (first try included) for a statement that failed on a deadlock or serialization conflict. */
+  databaseRetryAttempts: number;
+  /** After SIGTERM: milliseconds /health/ready answers 503 while requests are still served (load balancer drain). */
+  shutdownDrainMs: number;
+  /** After SIGTERM: milliseconds in-flight requests get to finish before the process stops anyway. */
+  shutdownTimeoutMs: number;
   adminApiKey: string | undefined;
   /**
    * How long a verified API key is trusted without asking the database again. A key revoked on
@@ -61,7 +67,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     embeddedDataDir: env.EMBEDDED_PG_DIR?.trim() || '.data/postgres',
     embeddedPort: integer(env, 'EMBEDDED_PG_PORT', 54329, 1024, 65535),
     statementTimeoutMs: integer(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 15000, 100, 600000),
-    connectionTimeoutMs: integer(env, 'DATABASE_CONNECT_TIMEOUT_MS', 3000, 100, 60000),
+    connectionTimeoutMs: integer(env, 'DATABASE_CONNECT_TIMEOUT_MS', 5000, 100, 60000),
+    databaseRetryAttempts: integer(env, 'DATABASE_RETRY_ATTEMPTS', 4, 1, 10),
+    shutdownDrainMs: integer(env, 'SHUTDOWN_DRAIN_MS', 0, 0, 120000),
+    shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10000, 1000, 300000),
     adminApiKey,
     apiKeyCacheTtlMs: integer(env, 'API_KEY_CACHE_TTL_MS', 15000, 0, 300000),
     logLevel: env.LOG_LEVEL?.trim() || (nodeEnv === 'test' ? 'warn' : 'info'),

@@ -18,6 +18,8 @@ export interface EmbeddedDatabaseOptions {
   database: string;
   /** Keep the data folder when stopped (the development server) or delete it (tests). */
   persistent: boolean;
+  /** Fail when `port` is taken instead of picking another (a restart that clients must find again). */
+  strictPort?: boolean;
   log?: (line: string) => void;
 }
 
@@ -62,7 +64,10 @@ export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | und
 export async function startEmbeddedDatabase(options: EmbeddedDatabaseOptions): Promise<EmbeddedDatabase> {
   const dataDir = resolve(options.dataDir);
   let port = options.port === 0 ? await freePort() : options.port;
-  if (options.port !== 0 && !(await portIsFree(port))) port = await freePort();
+  if (options.port !== 0 && !(await portIsFree(port))) {
+    if (options.strictPort) throw new Error(`Port ${port} is taken: cannot start PostgreSQL on it again`);
+    port = await freePort();
+  }
   const log = options.log ?? (() => undefined);
   const EmbeddedPostgres = loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({

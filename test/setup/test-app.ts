@@ -66,6 +66,8 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     baseUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
   }
   const client = new Client({ connectionString: databaseUrl });
+  // A spec may stop PostgreSQL on purpose; the assertion client must not crash the run then.
+  client.on('error', () => undefined);
   await client.connect();
   const keyService = app.get(ApiKeyService);
   const createKey = async (role: ApiKeyRole, name = `test-${role}`) => {

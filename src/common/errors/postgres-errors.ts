@@ -21,6 +21,8 @@ const CONNECTION_MESSAGES = [
   'Client has encountered a connection error',
   'connect ECONNREFUSED',
   'Cannot use a pool after calling end',
+  'Query read timeout',
+  'Connection terminated due to connection timeout',
 ];
 
 export function isConnectionError(error: unknown): boolean {
@@ -44,13 +46,15 @@ const CONSTRAINT_FIELDS: Record<string, string> = {
  */
 export function mapPostgresError(error: unknown): DomainError | undefined {
   const err = error as PgErrorLike;
-  const code = err?.code;
-  if (!code) return undefined;
+  // Before the code check: the driver's own connection errors ("timeout exceeded when trying to
+  // connect", "Connection terminated unexpectedly") carry no code at all.
   if (isConnectionError(err)) {
-    return new DomainError(503, 'DATABASE_UNAVAILABLE', 'The database is unreachable; retry shortly.', undefined, {
+    return new DomainError(503, 'DATABASE_UNAVAILABLE', 'The database is unreachable or every connection is busy; retry shortly.', undefined, {
       'Retry-After': '5',
     });
   }
+  const code = err?.code;
+  if (!code) return undefined;
   // Raised on purpose by our SQL functions and triggers: RB<status>, message = stable code.
   const raised = /^RB(\d{3})$/.exec(code);
   if (raised) return new DomainError(Number(raised[1]), err.message ?? 'CONFLICT', err.detail ?? err.message ?? '');

@@ -31,6 +31,7 @@ const FASTIFY_ERRORS: Record<string, [number, string, string]> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'MALFORMED_REQUEST', 'The Content-Length header does not match the body.'],
   FST_ERR_CTP_INVALID_JSON_BODY: [400, 'MALFORMED_JSON', 'The body is not valid JSON.'],
   FST_ERR_BAD_URL: [400, 'MALFORMED_REQUEST', 'The URL is malformed.'],
+  FST_ERR_MAX_PARAM_LENGTH: [414, 'URI_TOO_LONG', 'A path parameter is longer than 100 characters.'],
   FST_ERR_ASYNC_CONSTRAINT: [400, 'MALFORMED_REQUEST', 'The request could not be routed.'],
 };
 

@@ -1,0 +1,12 @@
+import { Module } from '@nestjs/common';
+import { TerminusModule } from '@nestjs/terminus';
+import { HealthController } from './health.controller';
+import { MigrationStatusRepository } from './migration-status.repository';
+
+@Module({
+  // A failing probe is an answer, not an incident: no error log per probe while the database is away.
+  imports: [TerminusModule.forRoot({ logger: false })],
+  controllers: [HealthController],
+  providers: [MigrationStatusRepository],
+})
+export class HealthModule {}
