@@ -129,6 +129,35 @@ export class BudgetDefinitions1764300000000 implements MigrationInterface {
       END
       $fn$`);
 
+    // The budgets and all their ancestors, each with its tree's root and its depth below it: the
+    // order (root, depth descending, id) is the one global order in which every writer that
+    // touches several budgets locks their cache rows. Walked upwards one primary-key lookup per
+    // level (at most 8), so it stays an index lookup however many budgets exist.
+    await queryRunner.query(`
+      CREATE FUNCTION budget_ancestry(p_ids uuid[])
+      RETURNS TABLE (id uuid, root uuid, depth integer)
+      LANGUAGE plpgsql STABLE ROWS 8 AS $fn$
+      DECLARE
+        start  uuid;
+        node   uuid;
+        parent uuid;
+        path   uuid[];
+      BEGIN
+        FOREACH start IN ARRAY coalesce(p_ids, '{}') LOOP
+          path := ARRAY[start];
+          node := start;
+          FOR hop IN 1..8 LOOP
+            SELECT d.parent_id INTO parent FROM budget_definitions d WHERE d.id = node;
+            EXIT WHEN parent IS NULL;
+            path := path || parent;
+            node := parent;
+          END LOOP;
+          RETURN QUERY SELECT path[k], path[cardinality(path)], cardinality(path) - k
+                       FROM generate_subscripts(path, 1) k;
+        END LOOP;
+      END
+      $fn$`);
+
     // Hierarchy rules, held by the database so that concurrent requests cannot break them:
     // same currency as the parent, amount within the parent's, no cycles, at most 8 levels, no
     // live children under a deleted budget. A child locks its parent row (FOR SHARE) and
@@ -226,6 +255,7 @@ export class BudgetDefinitions1764300000000 implements MigrationInterface {
   async down(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query(`DROP TRIGGER budget_definitions_hierarchy_guard ON budget_definitions`);
     await queryRunner.query(`DROP FUNCTION budget_definitions_hierarchy_guard()`);
+    await queryRunner.query(`DROP FUNCTION budget_ancestry(uuid[])`);
     await queryRunner.query(
       `DROP FUNCTION budget_period_window(timestamptz, timestamptz, text, integer, boolean, text, timestamptz)`,
     );

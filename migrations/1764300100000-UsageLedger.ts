@@ -450,6 +450,7 @@ export class UsageLedger1764300100000 implements MigrationInterface {
       LANGUAGE plpgsql AS $fn$
       #variable_conflict use_column
       DECLARE
+        in_period  boolean;
         b          record;
         w          record;
         rec        budget_usage_records;
@@ -458,8 +459,9 @@ export class UsageLedger1764300100000 implements MigrationInterface {
         at_time    timestamptz := coalesce(p_occurred_at, now());
       BEGIN
         SELECT d.currency, d.start_date, d.end_date, d.period, d.custom_period_days, d.recurring,
-               d.timezone, d.deleted_at
-          INTO b FROM budget_definitions d WHERE d.id = p_budget_id;
+               d.timezone, d.deleted_at, c.period_start AS cached_start, c.period_end AS cached_end
+          INTO b FROM budget_definitions d LEFT JOIN budget_status_cache c ON c.budget_id = d.id
+         WHERE d.id = p_budget_id;
         IF NOT FOUND OR b.deleted_at IS NOT NULL THEN
           RAISE EXCEPTION USING ERRCODE = 'RB404', MESSAGE = 'BUDGET_NOT_FOUND',
             DETAIL = format('Budget %s does not exist or was deleted.', p_budget_id);
@@ -472,9 +474,16 @@ export class UsageLedger1764300100000 implements MigrationInterface {
           RAISE EXCEPTION USING ERRCODE = 'RB422', MESSAGE = 'CURRENCY_MISMATCH',
             DETAIL = format('This budget counts in %s; the usage is in %s.', b.currency, coalesce(p_currency, 'no currency'));
         END IF;
-        w := budget_period_window(b.start_date, b.end_date, b.period, b.custom_period_days, b.recurring,
-                                  b.timezone, at_time);
-        IF NOT w.active AND NOT (p_idempotency_key IS NOT NULL AND EXISTS (
+        -- Usage inside the cached window is inside a window of the budget: the common case needs no
+        -- period arithmetic.
+        IF at_time >= b.cached_start AND at_time < b.cached_end THEN
+          in_period := true;
+        ELSE
+          w := budget_period_window(b.start_date, b.end_date, b.period, b.custom_period_days, b.recurring,
+                                    b.timezone, at_time);
+          in_period := w.active;
+        END IF;
+        IF NOT in_period AND NOT (p_idempotency_key IS NOT NULL AND EXISTS (
              SELECT 1 FROM budget_usage_records u
              WHERE u.budget_id = p_budget_id AND u.idempotency_key = p_idempotency_key)) THEN
           -- (A retry of a recorded request replays below even if its window has closed since.)
@@ -488,7 +497,7 @@ export class UsageLedger1764300100000 implements MigrationInterface {
                           at_time, w.period_start, w.period_end) END;
         END IF;
 
-        IF p_idempotency_key IS NULL OR w.active THEN
+        IF p_idempotency_key IS NULL OR in_period THEN
           INSERT INTO budget_usage_records AS u (budget_id, amount, currency, source, description, model_id,
             user_id, team_id, project_id, request_id, idempotency_key, request_hash, reservation_id,
             metadata, occurred_at)
@@ -547,7 +556,7 @@ export class UsageLedger1764300100000 implements MigrationInterface {
                      period_end timestamptz, active boolean, current_amount numeric, usage_count bigint,
                      last_usage_at timestamptz, updated_at timestamptz, active_alerts jsonb,
                      alert_rules jsonb, model_policy jsonb)
-      LANGUAGE plpgsql AS $fn$
+      LANGUAGE plpgsql ROWS 1 AS $fn$
       #variable_conflict use_column
       DECLARE
         b record;
@@ -623,24 +632,14 @@ export class UsageLedger1764300100000 implements MigrationInterface {
                      period_end timestamptz, active boolean, current_amount numeric, usage_count bigint,
                      last_usage_at timestamptz, updated_at timestamptz, active_alerts jsonb,
                      alert_rules jsonb, model_policy jsonb)
-      LANGUAGE plpgsql AS $fn$
+      LANGUAGE plpgsql ROWS 8 AS $fn$
       #variable_conflict use_column
       DECLARE
         one uuid;
       BEGIN
         FOR one IN
-          WITH RECURSIVE up AS (
-            SELECT d.id AS start_id, d.parent_id, 0 AS depth
-            FROM budget_definitions d WHERE d.id = ANY (p_budget_ids) AND d.deleted_at IS NULL
-            UNION ALL
-            SELECT up.start_id, d.parent_id, up.depth + 1
-            FROM up JOIN budget_definitions d ON d.id = up.parent_id
-            WHERE up.depth < 8
-          )
-          SELECT up.start_id FROM up GROUP BY up.start_id
-          ORDER BY coalesce((array_agg(up.parent_id ORDER BY up.depth DESC) FILTER (WHERE up.parent_id IS NOT NULL))[1],
-                            up.start_id),
-                   max(up.depth) DESC, up.start_id
+          SELECT a.id FROM budget_ancestry(p_budget_ids) a WHERE a.id = ANY (p_budget_ids)
+          GROUP BY a.id, a.root, a.depth ORDER BY a.root, a.depth DESC, a.id
         LOOP
           RETURN QUERY SELECT * FROM budget_status_read(one, p_at);
         END LOOP;

@@ -7,6 +7,19 @@ export class ConstraintChecks1764300200000 implements MigrationInterface {
   name = 'ConstraintChecks1764300200000';
 
   async up(queryRunner: QueryRunner): Promise<void> {
+    // The live budgets named by id or by scope: two index lookups (by primary key, by scope).
+    await queryRunner.query(`
+      CREATE FUNCTION budget_seeds(p_budget_ids uuid[], p_scope_types text[], p_scope_ids text[])
+      RETURNS uuid[] LANGUAGE plpgsql STABLE AS $fn$
+      BEGIN
+        RETURN ARRAY(
+          SELECT d.id FROM budget_definitions d WHERE d.id = ANY (p_budget_ids) AND d.deleted_at IS NULL
+          UNION
+          SELECT d.id FROM unnest(p_scope_types, p_scope_ids) AS s (t, i)
+          JOIN budget_definitions d ON d.scope_type = s.t AND d.scope_id = s.i AND d.deleted_at IS NULL);
+      END
+      $fn$`);
+
     // Everything a check decides on, for the given budgets, the live budgets of the given scopes,
     // and all their ancestors: settings, the (refreshed if stale) cache row, the alerts triggered
     // in the window. Most specific first (deepest budget first, the order get_budget_statuses
@@ -21,24 +34,17 @@ export class ConstraintChecks1764300200000 implements MigrationInterface {
                      current_amount numeric, reserved_amount numeric, usage_count bigint,
                      updated_at timestamptz, active_alerts jsonb, alert_rules jsonb, model_policy jsonb)
       LANGUAGE plpgsql AS $fn$
+      DECLARE
+        seeds uuid[];
       BEGIN
+        seeds := budget_seeds(p_budget_ids, p_scope_types, p_scope_ids);
         RETURN QUERY
-        WITH RECURSIVE seeds AS (
-          SELECT d.id FROM budget_definitions d
-          WHERE d.deleted_at IS NULL
-            AND (d.id = ANY (p_budget_ids)
-                 OR (d.scope_type, d.scope_id::text) IN (SELECT t, i FROM unnest(p_scope_types, p_scope_ids) AS s(t, i)))
-        ), up AS (
-          SELECT d.id, d.parent_id, 0 AS depth FROM budget_definitions d WHERE d.id IN (SELECT id FROM seeds)
-          UNION
-          SELECT p.id, p.parent_id, up.depth + 1 FROM budget_definitions p JOIN up ON p.id = up.parent_id
-          WHERE p.deleted_at IS NULL AND up.depth < 8
-        )
         SELECT s.budget_id, d.name::text, d.scope_type, d.scope_id::text, d.parent_id,
-               s.budget_id IN (SELECT id FROM seeds), s.amount, s.currency, s.warning_threshold,
+               s.budget_id = ANY (seeds), s.amount, s.currency, s.warning_threshold,
                s.critical_threshold, s.enforcement, s.period_start, s.period_end, s.active, s.current_amount,
-               budget_reserved_amount(s.budget_id, p_at), s.usage_count, s.updated_at, s.active_alerts, s.alert_rules, s.model_policy
-        FROM get_budget_statuses(ARRAY(SELECT DISTINCT id FROM up), p_at) WITH ORDINALITY AS s
+               budget_reserved_amount(s.budget_id, p_at), s.usage_count, s.updated_at, s.active_alerts, s.alert_rules,
+               s.model_policy
+        FROM get_budget_statuses(ARRAY(SELECT DISTINCT a.id FROM budget_ancestry(seeds) a), p_at) WITH ORDINALITY AS s
         JOIN budget_definitions d ON d.id = s.budget_id
         ORDER BY s.ordinality;
       END
@@ -62,29 +68,20 @@ export class ConstraintChecks1764300200000 implements MigrationInterface {
       LANGUAGE plpgsql AS $fn$
       DECLARE
         target record;
+        seeds uuid[];
         earlier budget_usage_records;
         at_time timestamptz := coalesce(p_occurred_at, now());
       BEGIN
+        -- The live scope budgets active at occurred_at; in each tree the deepest of them.
+        seeds := ARRAY(
+          SELECT d.id FROM budget_definitions d
+          CROSS JOIN LATERAL budget_period_window(d.start_date, d.end_date, d.period, d.custom_period_days,
+                                                  d.recurring, d.timezone, at_time) w
+          WHERE d.id = ANY (budget_seeds('{}', p_scope_types, p_scope_ids)) AND w.active);
         FOR target IN
-          WITH RECURSIVE seeds AS (
-            SELECT d.id FROM budget_definitions d
-            CROSS JOIN LATERAL budget_period_window(d.start_date, d.end_date, d.period, d.custom_period_days,
-                                                    d.recurring, d.timezone, at_time) w
-            WHERE d.deleted_at IS NULL AND w.active
-              AND (d.scope_type, d.scope_id::text) IN (SELECT t, i FROM unnest(p_scope_types, p_scope_ids) AS s(t, i))
-          ), chain AS (
-            SELECT s.id AS seed, s.id, d.parent_id, 0 AS depth
-            FROM seeds s JOIN budget_definitions d ON d.id = s.id
-            UNION ALL
-            SELECT c.seed, p.id, p.parent_id, c.depth + 1
-            FROM chain c JOIN budget_definitions p ON p.id = c.parent_id
-            WHERE c.depth < 8
-          ), placed AS (
-            SELECT c.seed, max(c.depth) AS depth, (array_agg(c.id ORDER BY c.depth DESC))[1] AS root
-            FROM chain c GROUP BY c.seed
-          )
-          SELECT DISTINCT ON (placed.root) placed.seed, placed.root
-          FROM placed ORDER BY placed.root, placed.depth DESC, placed.seed
+          SELECT DISTINCT ON (a.root) a.id AS seed, a.root
+          FROM budget_ancestry(seeds) a WHERE a.id = ANY (seeds)
+          ORDER BY a.root, a.depth DESC, a.id
         LOOP
           -- A retry must replay even if the tree changed since (the budget that took the record was
           -- deleted, or a more specific one was created): look for the request in the whole tree.
@@ -121,5 +118,6 @@ export class ConstraintChecks1764300200000 implements MigrationInterface {
       `DROP FUNCTION record_integration_usage(text[], text[], numeric, text, text, text, text, text, text, text, text, text, jsonb, timestamptz, uuid)`,
     );
     await queryRunner.query(`DROP FUNCTION budget_check_context(uuid[], text[], text[], timestamptz)`);
+    await queryRunner.query(`DROP FUNCTION budget_seeds(uuid[], text[], text[])`);
   }
 }

@@ -28,6 +28,8 @@ export class UsageBatch1764300300000 implements MigrationInterface {
         new_ids  uuid[];
         holds    uuid[];
         fired    jsonb;
+        cached_start timestamptz;
+        cached_end   timestamptz;
       BEGIN
         SELECT d.* INTO b FROM budget_definitions d WHERE d.id = p_budget_id AND d.deleted_at IS NULL;
         IF NOT FOUND THEN
@@ -55,10 +57,13 @@ export class UsageBatch1764300300000 implements MigrationInterface {
           END IF;
         END LOOP;
 
+        SELECT c.period_start, c.period_end INTO cached_start, cached_end
+        FROM budget_status_cache c WHERE c.budget_id = p_budget_id;
+
         -- One INSERT of every record that may go in: right currency, inside a window of the budget,
         -- and the first of its idempotency key in the batch. A key recorded before is skipped by
         -- ON CONFLICT and answered below.
-        WITH items AS (
+        WITH raw AS (
           SELECT (e.item->>'id')::uuid AS id, (e.item->>'amount')::numeric AS amount, e.item->>'currency' AS currency,
                  coalesce(e.item->>'source', 'api') AS source, e.item->>'description' AS description,
                  e.item->>'modelId' AS model_id, e.item->>'userId' AS user_id, e.item->>'teamId' AS team_id,
@@ -68,6 +73,12 @@ export class UsageBatch1764300300000 implements MigrationInterface {
                  coalesce((e.item->>'occurredAt')::timestamptz, now()) AS occurred_at,
                  row_number() OVER (PARTITION BY e.item->>'idempotencyKey' ORDER BY e.ord) AS nth
           FROM jsonb_array_elements(p_records) WITH ORDINALITY e (item, ord)
+        ), items AS (
+          -- Usage inside the budget's cached (now current) window needs no period arithmetic.
+          SELECT r.*, CASE WHEN r.occurred_at >= cached_start AND r.occurred_at < cached_end THEN true
+                           ELSE (budget_period_window(b.start_date, b.end_date, b.period, b.custom_period_days,
+                                                      b.recurring, b.timezone, r.occurred_at)).active END AS in_period
+          FROM raw r
         ), inserted AS (
           INSERT INTO budget_usage_records AS u (id, budget_id, amount, currency, source, description, model_id,
             user_id, team_id, project_id, request_id, idempotency_key, request_hash, reservation_id, metadata,
@@ -76,9 +87,7 @@ export class UsageBatch1764300300000 implements MigrationInterface {
                  i.project_id, i.request_id, i.idempotency_key, i.request_hash, i.reservation_id, i.metadata,
                  i.occurred_at
           FROM items i
-          CROSS JOIN LATERAL budget_period_window(b.start_date, b.end_date, b.period, b.custom_period_days,
-                                                  b.recurring, b.timezone, i.occurred_at) w
-          WHERE i.currency = b.currency::text AND w.active AND (i.idempotency_key IS NULL OR i.nth = 1)
+          WHERE i.currency = b.currency::text AND i.in_period AND (i.idempotency_key IS NULL OR i.nth = 1)
           ON CONFLICT ON CONSTRAINT budget_usage_records_idempotency_key DO NOTHING
           RETURNING u.id, u.reservation_id
         )
@@ -100,29 +109,35 @@ export class UsageBatch1764300300000 implements MigrationInterface {
 
         -- One answer per record, in order; the alerts ride on the first line.
         RETURN QUERY
-        WITH items AS (
+        WITH raw AS (
           SELECT (e.ord - 1)::integer AS ordinal, (e.item->>'id')::uuid AS id, e.item->>'currency' AS currency,
                  e.item->>'idempotencyKey' AS idempotency_key, e.item->>'requestHash' AS request_hash,
                  coalesce((e.item->>'occurredAt')::timestamptz, now()) AS occurred_at
           FROM jsonb_array_elements(p_records) WITH ORDINALITY e (item, ord)
+        ), items AS (
+          -- Usage inside the budget's cached (now current) window needs no period arithmetic.
+          SELECT r.*, CASE WHEN r.occurred_at >= cached_start AND r.occurred_at < cached_end THEN true
+                           ELSE (budget_period_window(b.start_date, b.end_date, b.period, b.custom_period_days,
+                                                      b.recurring, b.timezone, r.occurred_at)).active END AS in_period
+          FROM raw r
         )
         SELECT i.ordinal,
                CASE WHEN i.id = ANY (new_ids) THEN 201
                     WHEN r.id IS NOT NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash THEN 200
                     WHEN r.id IS NOT NULL THEN 409
-                    WHEN i.currency <> b.currency::text OR NOT w.active THEN 422
+                    WHEN i.currency <> b.currency::text OR NOT i.in_period THEN 422
                     ELSE 409 END,
                CASE WHEN i.id = ANY (new_ids) OR (r.id IS NOT NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash) THEN NULL
                     WHEN r.id IS NOT NULL THEN 'IDEMPOTENCY_KEY_REUSED'
                     WHEN i.currency <> b.currency::text THEN 'CURRENCY_MISMATCH'
-                    WHEN NOT w.active THEN 'OUTSIDE_BUDGET_PERIOD'
+                    WHEN NOT i.in_period THEN 'OUTSIDE_BUDGET_PERIOD'
                     ELSE 'IDEMPOTENCY_KEY_IN_FLIGHT' END,
                CASE WHEN i.id = ANY (new_ids) OR (r.id IS NOT NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash) THEN NULL
                     WHEN r.id IS NOT NULL THEN
                       format('The idempotency key "%s" was already used on this budget for a different request.', i.idempotency_key)
                     WHEN i.currency <> b.currency::text THEN
                       format('This budget counts in %s; the usage is in %s.', b.currency, i.currency)
-                    WHEN NOT w.active THEN format('occurredAt %s is outside every period of this budget.', i.occurred_at)
+                    WHEN NOT i.in_period THEN format('occurredAt %s is outside every period of this budget.', i.occurred_at)
                     ELSE format('A concurrent request is recording the idempotency key "%s"; retry to get its record.', i.idempotency_key) END,
                NOT (i.id = ANY (new_ids)) AND r.id IS NOT NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash,
                u.id, p_budget_id, u.amount, u.currency::text, u.source::text, u.description::text, u.model_id::text,
@@ -130,8 +145,6 @@ export class UsageBatch1764300300000 implements MigrationInterface {
                u.occurred_at, u.recorded_at,
                CASE WHEN i.ordinal = 0 THEN fired ELSE '[]'::jsonb END
         FROM items i
-        CROSS JOIN LATERAL budget_period_window(b.start_date, b.end_date, b.period, b.custom_period_days,
-                                                b.recurring, b.timezone, i.occurred_at) w
         LEFT JOIN budget_usage_records r
           ON NOT (i.id = ANY (new_ids)) AND r.budget_id = p_budget_id AND r.idempotency_key = i.idempotency_key
         LEFT JOIN budget_usage_records u

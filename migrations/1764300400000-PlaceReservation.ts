@@ -29,27 +29,9 @@ export class PlaceReservation1764300400000 implements MigrationInterface {
         new_id   uuid;
         expiry   timestamptz := p_at + make_interval(secs => p_ttl_seconds);
       BEGIN
-        WITH RECURSIVE seeds AS (
-          SELECT d.id FROM budget_definitions d
-          WHERE d.deleted_at IS NULL
-            AND (d.id = ANY (p_budget_ids)
-                 OR (d.scope_type, d.scope_id::text) IN (SELECT t, i FROM unnest(p_scope_types, p_scope_ids) AS s(t, i)))
-        ), up AS (
-          SELECT s.id AS seed, s.id, d.parent_id, 0 AS depth
-          FROM seeds s JOIN budget_definitions d ON d.id = s.id
-          UNION ALL
-          SELECT up.seed, p.id, p.parent_id, up.depth + 1
-          FROM up JOIN budget_definitions p ON p.id = up.parent_id
-          WHERE up.depth < 8
-        ), chains AS (
-          -- For each chain walked from a seed: the root, and each node's depth below it.
-          SELECT up.id, first_value(up.id) OVER (PARTITION BY up.seed ORDER BY up.depth DESC) AS root,
-                 max(up.depth) OVER (PARTITION BY up.seed) - up.depth AS level
-          FROM up
-        ), placed AS (
-          SELECT DISTINCT chains.id, chains.root, chains.level FROM chains
-        )
-        SELECT array_agg(placed.id ORDER BY placed.root, placed.level DESC, placed.id) INTO members FROM placed;
+        SELECT array_agg(x.id ORDER BY x.root, x.depth DESC, x.id) INTO members
+        FROM (SELECT DISTINCT a.id, a.root, a.depth
+              FROM budget_ancestry(budget_seeds(p_budget_ids, p_scope_types, p_scope_ids)) a) x;
         IF members IS NULL THEN
           RETURN QUERY SELECT true, NULL::uuid, NULL::timestamptz, NULL::uuid;
           RETURN;

@@ -189,31 +189,46 @@ export class UsageRepository {
     await this.dataSource.query(`SELECT refresh_budget_status_cache($1::uuid, $2::timestamptz)`, [budgetId, at.toISOString()]);
   }
 
-  /** Newest first by (occurredAt, id); keyset pagination stays stable under concurrent inserts. */
+  /**
+   * Newest first by (occurredAt, id); keyset pagination stays stable under concurrent inserts.
+   * Each budget of the tree gives its own newest rows by a backward scan of its index range
+   * (LATERAL ... LIMIT), and only those few are merged: never a sort of the whole ledger.
+   */
   async history(filter: HistoryFilter): Promise<UsageRow[]> {
+    // Only the filters given become conditions, so the plan (custom or generic) always has them
+    // as index conditions rather than "$n IS NULL OR ..." branches.
+    const params: unknown[] = [filter.budgetId, filter.includeDescendants];
+    const where = ['r.budget_id = tree.id'];
+    const add = (condition: (placeholder: string) => string, value: unknown) =>
+      where.push(condition(`$${params.push(value)}`));
+    if (filter.from) add((p) => `r.occurred_at >= ${p}::timestamptz`, filter.from);
+    if (filter.to) add((p) => `r.occurred_at < ${p}::timestamptz`, filter.to);
+    if (filter.modelId) add((p) => `r.model_id = ${p}`, filter.modelId);
+    if (filter.source) add((p) => `r.source = ${p}`, filter.source);
+    if (filter.userId) add((p) => `r.user_id = ${p}`, filter.userId);
+    if (filter.before) {
+      const at = `$${params.push(filter.before[0])}`;
+      const id = `$${params.push(filter.before[1])}`;
+      where.push(`(r.occurred_at, r.id) < (${at}::timestamptz, ${id}::uuid)`);
+    }
+    const limit = `$${params.push(filter.limit + 1)}`;
     return this.dataSource.query(
       `WITH RECURSIVE tree AS (
          SELECT $1::uuid AS id
          UNION ALL
          SELECT c.id FROM budget_definitions c JOIN tree t ON c.parent_id = t.id WHERE $2::boolean
        )
-       SELECT ${USAGE_COLUMNS},
-              to_char(r.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS occurred_key
-       FROM budget_usage_records r
-       WHERE r.budget_id IN (SELECT id FROM tree)
-         AND ($3::timestamptz IS NULL OR r.occurred_at >= $3::timestamptz)
-         AND ($4::timestamptz IS NULL OR r.occurred_at < $4::timestamptz)
-         AND ($5::text IS NULL OR r.model_id = $5)
-         AND ($6::text IS NULL OR r.source = $6)
-         AND ($7::text IS NULL OR r.user_id = $7)
-         AND ($8::timestamptz IS NULL OR (r.occurred_at, r.id) < ($8::timestamptz, $9::uuid))
+       SELECT r.*
+       FROM tree CROSS JOIN LATERAL (
+         SELECT ${USAGE_COLUMNS},
+                to_char(r.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS occurred_key
+         FROM budget_usage_records r
+         WHERE ${where.join(' AND ')}
+         ORDER BY r.occurred_at DESC, r.id DESC
+         LIMIT ${limit}) r
        ORDER BY r.occurred_at DESC, r.id DESC
-       LIMIT $10`,
-      [
-        filter.budgetId, filter.includeDescendants, filter.from ?? null, filter.to ?? null, filter.modelId ?? null,
-        filter.source ?? null, filter.userId ?? null, filter.before?.[0] ?? null, filter.before?.[1] ?? null,
-        filter.limit + 1,
-      ],
+       LIMIT ${limit}`,
+      params,
     );
   }
 
@@ -236,10 +251,11 @@ export class UsageRepository {
                                    $4::timestamptz) w
          WHERE b.id = $1::uuid
        ), usage AS (
+         -- The index range is keyed on the tree's budget ids and the time range: index-only.
          SELECT r.amount, r.model_id, r.source, r.user_id,
                 to_char(r.occurred_at AT TIME ZONE budget.timezone, 'YYYY-MM-DD') AS day
          FROM budget, budget_usage_records r
-         WHERE r.budget_id IN (SELECT id FROM tree)
+         WHERE r.budget_id = ANY (ARRAY(SELECT id FROM tree))
            AND r.occurred_at >= budget.range_from AND r.occurred_at < budget.range_to
        )
        SELECT GROUPING(model_id, source, user_id, day) AS grouping, model_id, source, user_id, day,
