@@ -127,3 +127,7 @@ export const CodePointLength = (min: number, max: number) =>
     (value) => typeof value === 'string' && [...value].length >= min && [...value].length <= max,
     min > 0 ? `must be ${min}–${max} characters long` : `must be at most ${max} characters long`,
   );
+
+/** Query strings carry text: "true" and "false" become booleans, anything else is left to fail. */
+export const ToBoolean = () =>
+  Transform(({ value }) => (value === 'true' ? true : value === 'false' ? false : value));

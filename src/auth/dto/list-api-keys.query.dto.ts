@@ -1,4 +1,4 @@
-import { Transform } from 'class-transformer';
+import { ToBoolean } from '../../common/validation';
 import { IsBoolean, IsOptional, IsUUID } from 'class-validator';
 import { ApiProperty } from '@nestjs/swagger';
 import { PageQuery } from '../../common/pagination';
@@ -7,7 +7,7 @@ export class ListApiKeysQueryDto extends PageQuery {
   /** Also list revoked keys (default: live keys only). */
   @ApiProperty({ required: false, default: false })
   @IsOptional()
-  @Transform(({ value }) => (value === 'true' ? true : value === 'false' ? false : value))
+  @ToBoolean()
   @IsBoolean()
   includeRevoked?: boolean;
 }

@@ -1,38 +1,20 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Transform } from 'class-transformer';
+import { ApiProperty, ApiPropertyOptional, OmitType } from '@nestjs/swagger';
 import { IsBoolean, IsOptional, IsString, IsUUID, MaxLength } from 'class-validator';
-import { ALERT_ACTIONS, ALERT_TYPES, type AlertAction, type AlertType } from '../../budget/budget.types';
+import { ToBoolean } from '../../common/validation';
+import { BudgetAlertStatusDto } from '../../usage/dto/budget-status.dto';
 
-/** One triggered alert: (budget, alert, window) fires once. */
-export class AlertHistoryDto {
-  @ApiProperty({ format: 'uuid' })
-  id: string;
+/** One triggered alert: (budget, alert, window) fires once. The fields of status's activeAlerts, and more. */
+export class AlertHistoryDto extends OmitType(BudgetAlertStatusDto, ['acknowledged'] as const) {
   @ApiProperty({ format: 'uuid' })
   budgetId: string;
-  @ApiProperty()
-  alertId: string;
-  @ApiProperty({ example: 80 })
-  threshold: number;
-  @ApiProperty({ enum: ALERT_TYPES })
-  type: AlertType;
+  /** The window it fired in. */
   @ApiProperty({ format: 'date-time' })
   periodStart: string;
-  @ApiProperty({ format: 'date-time' })
-  triggeredAt: string;
-  @ApiProperty({ example: 81.5 })
-  percentUsed: number;
-  @ApiProperty({ example: 4075 })
-  amount: number;
-  @ApiProperty({ enum: ALERT_ACTIONS, isArray: true })
-  actions: AlertAction[];
   @ApiProperty({ example: ['email', 'slack'] })
   notificationChannels: string[];
+  /** The usage record whose write crossed the threshold (null for bulk loads). */
   @ApiProperty({ type: String, format: 'uuid', nullable: true })
   usageRecordId: string | null;
-  @ApiProperty({ type: String, format: 'date-time', nullable: true })
-  acknowledgedAt: string | null;
-  @ApiProperty({ type: String, nullable: true })
-  acknowledgedBy: string | null;
   @ApiProperty({ type: String, nullable: true })
   note: string | null;
 }
@@ -41,7 +23,7 @@ export class ListAlertsQueryDto {
   /** All windows instead of the current one. */
   @ApiPropertyOptional({ default: false })
   @IsOptional()
-  @Transform(({ value }) => (value === 'true' ? true : value === 'false' ? false : value))
+  @ToBoolean()
   @IsBoolean()
   all?: boolean;
 }

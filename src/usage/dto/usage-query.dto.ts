@@ -1,10 +1,7 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { Transform } from 'class-transformer';
 import { IsBoolean, IsOptional, IsString, Length } from 'class-validator';
 import { PageQuery } from '../../common/pagination';
-import { IsInstant, Satisfies } from '../../common/validation';
-
-const toBoolean = ({ value }: { value: unknown }) => (value === 'true' ? true : value === 'false' ? false : value);
+import { IsInstant, Satisfies, ToBoolean } from '../../common/validation';
 
 export class UsageRangeQueryDto {
   /** Inclusive lower bound on occurredAt. */
@@ -60,7 +57,7 @@ export class UsageHistoryQueryDto extends PageQuery {
   /** Include the usage of descendant budgets. */
   @ApiPropertyOptional({ default: false })
   @IsOptional()
-  @Transform(toBoolean)
+  @ToBoolean()
   @IsBoolean()
   includeDescendants?: boolean;
 }
