@@ -140,6 +140,7 @@ describe('Constraint checks, alerts and the integration (HTTP)', () => {
         expect.objectContaining({
           budgetId: budget.id,
           canProceed: false,
+          rule: 'hard-limit',
           requiresApproval: false,
           estimatedCost: 20,
           currentAmount: 90,
@@ -476,6 +477,7 @@ describe('Constraint checks, alerts and the integration (HTTP)', () => {
       expect(res.status).toBe(200);
       const body = res.body;
       expect(body.canProceed).toBe(false);
+      expect(body.rule).toBe('hard-limit');
       expect(body.blockedBy).toEqual(expect.objectContaining({ budgetId: project.id, name: 'Integration Project', remaining: 7.655 }));
       expect(body.reason).toMatch(/Integration Project/);
       expect(body.reason).toMatch(/20 USD/);

@@ -67,7 +67,8 @@ export class BudgetIntegrationService {
       blockedBy: blockingBudget(combined.blockedBy),
       estimatedCost: toMoneyNumber(estimate),
       currency: dto.currency,
-      results: decisions.map(({ alertActions: _a, rule: _r, ...decision }, index) => ({
+      rule: combined.rule,
+      results: decisions.map(({ alertActions: _a, ...decision }, index) => ({
         ...decision,
         scopeType: contexts[index].scopeType,
         scopeId: contexts[index].scopeId,

@@ -298,7 +298,7 @@ const CASES: DecisionCase[] = [
     context: ctx({ currentAmount: '45', alerts: [alert('a-down', 50, ['auto-downgrade'])] }),
     estimate: '10',
     model: 'gpt-4',
-    canProceed: true, rule: 'allowed', requiresApproval: false, suggestedModel: 'gpt-4o',
+    canProceed: true, rule: 'auto-downgrade', requiresApproval: false, suggestedModel: 'gpt-4o',
     reason: [BUDGET, /50% alert/, /downgrade gpt-4 to gpt-4o/],
     actions: [{ type: 'auto-downgrade', model: 'gpt-4o' }],
   },

@@ -39,6 +39,11 @@ export interface SuggestedAction {
   resetsAt?: string;
 }
 
+export const DECISION_RULES = [
+  'inactive', 'block-all', 'require-approval', 'restrict-models', 'hard-limit', 'auto-downgrade', 'allowed',
+] as const;
+export type DecisionRule = (typeof DECISION_RULES)[number];
+
 export interface BudgetDecision {
   budgetId: string;
   budgetName: string;
@@ -61,8 +66,8 @@ export interface BudgetDecision {
   resetsAt: string;
   /** Actions of the alerts this request is judged by (reached after it, or already triggered). */
   alertActions: AlertAction[];
-  /** The rule that answered: inactive, block-all, require-approval, restrict-models, hard-limit, or allowed. */
-  rule: 'inactive' | 'block-all' | 'require-approval' | 'restrict-models' | 'hard-limit' | 'allowed';
+  /** The rule of the ladder that answered. */
+  rule: DecisionRule;
 }
 
 const describeBudget = (c: BudgetCheckContext) => `Budget "${c.name}" (${c.scopeType} ${c.scopeId})`;
@@ -188,6 +193,7 @@ export function decideBudget(context: BudgetCheckContext, estimatedCost: Decimal
   if (actions.has('auto-downgrade') && downgrade) {
     return {
       ...base,
+      rule: 'auto-downgrade',
       suggestedModel: downgrade,
       reason: `${describeBudget(context)} has reached its ${thresholdFor('auto-downgrade')}% alert: downgrade ${modelId} to ${downgrade}.`,
       suggestedActions: [{ type: 'auto-downgrade', description: `Use ${downgrade} instead of ${modelId}.`, model: downgrade }],
@@ -204,6 +210,8 @@ export interface CombinedDecision {
   suggestedActions: SuggestedAction[];
   /** The first budget that blocked, most specific first. */
   blockedBy?: BudgetDecision;
+  /** The rule that decided: the blocking budget's; else auto-downgrade when a model is suggested; else inactive when no budget is active; else allowed. */
+  rule: DecisionRule;
 }
 
 /**
@@ -227,6 +235,13 @@ export function combineDecisions(decisions: BudgetDecision[], contexts: BudgetCh
     suggestedModel,
     suggestedActions,
     blockedBy: blocked[0],
+    rule:
+      blocked[0]?.rule ??
+      (suggestedModel || decisions.some((decision) => decision.rule === 'auto-downgrade')
+        ? 'auto-downgrade'
+        : decisions.length && decisions.every((decision) => decision.rule === 'inactive')
+          ? 'inactive'
+          : 'allowed'),
   };
 }
 

@@ -44,9 +44,10 @@ export function blockingBudget(decision: BudgetDecision | undefined): BlockingBu
 
 /** One budget's answer, with the verdict of the whole chain it belongs to. */
 export function toCheckResponse(own: BudgetDecision, combined: CombinedDecision): BudgetConstraintCheckDto {
-  const { budgetName: _name, alertActions: _actions, rule: _rule, ...figures } = own;
+  const { budgetName: _name, alertActions: _actions, ...figures } = own;
   return {
     ...figures,
+    rule: combined.rule,
     canProceed: combined.canProceed,
     reason: combined.reason ?? own.reason,
     requiresApproval: combined.requiresApproval,

@@ -2,7 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { Interval } from '@nestjs/schedule';
 import { Clock } from '../common/clock';
 import { DomainError } from '../common/errors/domain-error';
-import type { BudgetDecision, CombinedDecision } from './constraint-decision';
+import type { BudgetDecision, CombinedDecision, DecisionRule } from './constraint-decision';
 import type { Scope } from './constraint.repository';
 import { ReservationRepository } from './reservation.repository';
 
@@ -58,7 +58,7 @@ export class ReservationService {
   }
 
   /** Adds the hold to a "yes" (or turns it into a "no" when concurrent holds took the room). */
-  async holdFor<T extends { canProceed: boolean; reason?: string; blockedBy?: unknown }>(
+  async holdFor<T extends { canProceed: boolean; reason?: string; blockedBy?: unknown; rule: DecisionRule }>(
     answer: T,
     combined: CombinedDecision,
     request: HoldRequest,
@@ -72,6 +72,7 @@ export class ReservationService {
     return {
       ...answer,
       canProceed: false,
+      rule: 'hard-limit',
       reason:
         `Budget "${name}" has no room left for this request: concurrent requests committed or hold the rest of its ` +
         `limit since this check read it. Retry shortly, or wait until ${blocking?.resetsAt ?? 'the window resets'}.`,

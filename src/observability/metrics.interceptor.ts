@@ -5,33 +5,13 @@ import { MetricsService } from './metrics.service';
 
 interface CheckAnswer {
   canProceed?: boolean;
-  requiresApproval?: boolean;
-  reason?: string;
-  suggestedModel?: string;
-  suggestedActions?: { type?: string }[];
+  /** The rule of the ladder that answered (BudgetConstraintCheck.rule). */
+  rule?: string;
 }
 
 interface UsageRecordAnswer {
   amount?: number;
   currency?: string;
-}
-
-/**
- * The rule behind a check's answer, read from the answer itself (the constraint service keeps
- * its internal rule name to itself): the same names as src/constraint/constraint-decision.ts.
- */
-export function checkRule(answer: CheckAnswer): string {
-  const actions = new Set((answer.suggestedActions ?? []).map((action) => action.type));
-  const reason = answer.reason ?? '';
-  if (answer.canProceed) {
-    if (/is not active/.test(reason)) return 'inactive';
-    return answer.suggestedModel ? 'auto-downgrade' : 'allowed';
-  }
-  if (answer.requiresApproval) return 'require-approval';
-  if (/blocks all spending/.test(reason)) return 'block-all';
-  if (actions.has('use-another-model')) return 'restrict-models';
-  if (/hard limit/.test(reason)) return 'hard-limit';
-  return 'other';
 }
 
 /**
@@ -56,7 +36,7 @@ export class MetricsInterceptor implements NestInterceptor {
     if (!body || typeof body !== 'object') return;
     if (route.endsWith('/check-constraints')) {
       const answer = body as CheckAnswer;
-      this.metrics.countCheck(answer.canProceed === true, checkRule(answer));
+      this.metrics.countCheck(answer.canProceed === true, answer.rule ?? 'unknown');
     } else if (route.endsWith('/budgets/:id/usage')) {
       if (reply.getHeader('idempotent-replayed') === 'true') return;
       this.countRecord(body as UsageRecordAnswer);

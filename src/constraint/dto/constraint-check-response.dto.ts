@@ -1,5 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { BUDGET_STATUSES, type BudgetStatus } from '../../usage/dto/budget-status.dto';
+import { DECISION_RULES, type DecisionRule } from '../constraint-decision';
 
 export class SuggestedActionDto {
   @ApiProperty({ enum: ['auto-downgrade', 'reduce-request', 'request-approval', 'wait-for-next-period', 'use-another-model'] })
@@ -31,6 +32,9 @@ export class BudgetConstraintCheckDto {
   budgetId: string;
   @ApiProperty()
   canProceed: boolean;
+  /** The rule of the SPEC §3 ladder that answered (for dashboards and clients that branch on it). */
+  @ApiProperty({ enum: DECISION_RULES })
+  rule: DecisionRule;
   /** Why not (or why a downgrade), in a sentence a person can act on. */
   @ApiPropertyOptional()
   reason?: string;
@@ -85,6 +89,9 @@ export class IntegrationBudgetResultDto extends BudgetConstraintCheckDto {
 export class IntegrationCheckResponseDto {
   @ApiProperty()
   canProceed: boolean;
+  /** The rule that decided: the blocking budget's, else auto-downgrade, inactive or allowed. */
+  @ApiProperty({ enum: DECISION_RULES })
+  rule: DecisionRule;
   @ApiPropertyOptional()
   reason?: string;
   @ApiProperty()
