@@ -1,4 +1,4 @@
-import { SEED_CREATE_BUDGET_EXAMPLE } from '../src/app.setup';
+import { SEED_CREATE_BUDGET_EXAMPLE } from './setup/seed-examples';
 import { BudgetRegistryService } from '../src/budget/budget-registry.service';
 import { DomainError } from '../src/common/errors/domain-error';
 import { createTestApp, type TestApp, type TestResponse } from './setup/test-app';

@@ -1,4 +1,4 @@
-import { Client } from 'pg';
+import { deadlockCount, expectCacheMatchesLedger } from './setup/ledger-checks';
 import { createTestApp, type TestApp } from './setup/test-app';
 
 /**
@@ -147,18 +147,7 @@ describe('Integration usage under concurrency (real HTTP)', () => {
     expect(ledger).toEqual({ n: 2 * sent.length, requests: sent.length });
 
     // cache == calculate_budget_status, exactly, for every budget.
-    const compared = await t.sql(
-      `SELECT c.budget_id, trim_scale(c.current_amount)::text AS cache_amount, trim_scale(x.current_amount)::text AS truth_amount,
-              c.usage_count::text AS cache_n, x.usage_count::text AS truth_n,
-              (c.period_start, c.period_end) = (x.period_start, x.period_end) AS same_window
-       FROM budget_status_cache c CROSS JOIN LATERAL calculate_budget_status(c.budget_id, now()) x
-       WHERE c.budget_id = ANY ($1::uuid[])`,
-      [all.map((b) => b.id)],
-    );
-    expect(compared.length).toBe(all.length);
-    for (const row of compared) {
-      expect(row).toEqual({ ...row, cache_amount: row.truth_amount, cache_n: row.truth_n, same_window: true });
-    }
+    const compared = await expectCacheMatchesLedger(t, all.map((b) => b.id));
 
     // Expected figures from what was sent, independently of the database.
     const expected = new Map<string, { sum: bigint; n: number }>(all.map((b) => [b.id, { sum: 0n, n: 0 }]));
@@ -203,13 +192,6 @@ describe('Integration usage under concurrency (real HTTP)', () => {
     closed = true;
     await t.close();
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const client = new Client({ connectionString: databaseUrl });
-    await client.connect();
-    try {
-      const { rows } = await client.query(`SELECT deadlocks::int AS n FROM pg_stat_database WHERE datname = current_database()`);
-      expect(rows[0].n).toBe(deadlocksAtStart);
-    } finally {
-      await client.end();
-    }
+    expect(await deadlockCount(databaseUrl)).toBe(deadlocksAtStart);
   });
 });

@@ -1,4 +1,4 @@
-import { SEED_CREATE_BUDGET_EXAMPLE } from '../src/app.setup';
+import { SEED_CREATE_BUDGET_EXAMPLE } from './setup/seed-examples';
 import { createTestApp, type TestApp } from './setup/test-app';
 
 /**

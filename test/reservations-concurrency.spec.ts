@@ -1,3 +1,4 @@
+import { expectCacheMatchesLedger } from './setup/ledger-checks';
 import { createTestApp, type TestApp } from './setup/test-app';
 
 /**
@@ -140,21 +141,6 @@ describe('Reservations: overshoot-proof hard budgets across two service instance
     return row;
   };
 
-  const expectCacheMatchesTruth = async (ids: string[]) => {
-    const compared = await a.sql(
-      `SELECT c.budget_id, trim_scale(c.current_amount)::text AS cache_amount, trim_scale(x.current_amount)::text AS truth_amount,
-              c.usage_count::text AS cache_n, x.usage_count::text AS truth_n,
-              (c.period_start, c.period_end) = (x.period_start, x.period_end) AS same_window
-       FROM budget_status_cache c CROSS JOIN LATERAL calculate_budget_status(c.budget_id, now()) x
-       WHERE c.budget_id = ANY ($1::uuid[])`,
-      [ids],
-    );
-    expect(compared.length).toBe(ids.length);
-    for (const row of compared) {
-      expect(row).toEqual({ ...row, cache_amount: row.truth_amount, cache_n: row.truth_n, same_window: true });
-    }
-  };
-
   const expectInvariants = async (figures: RunFigures, rootId: string, allIds: string[]) => {
     const spend = await committed(rootId);
     // eslint-disable-next-line no-console
@@ -187,7 +173,7 @@ describe('Reservations: overshoot-proof hard budgets across two service instance
       [allIds],
     );
     expect(open).toEqual({ holds: 0, unsettled: 0 });
-    await expectCacheMatchesTruth(allIds);
+    await expectCacheMatchesLedger(a, allIds);
 
     const status = await a.request('GET', `${API}/budgets/${rootId}/status`);
     expect(status.status).toBe(200);

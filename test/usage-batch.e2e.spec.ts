@@ -1,3 +1,4 @@
+import { expectCacheMatchesLedger } from './setup/ledger-checks';
 import { createTestApp, type TestApp } from './setup/test-app';
 
 /** POST /budgets/:id/usage/batch: one transaction, one multi-row insert, one answer per record. */
@@ -17,12 +18,6 @@ describe('usage batch ingestion', () => {
         currency: 'USD', period: 'monthly', startDate: new Date(Date.now() - 86_400_000).toISOString(), ...body,
       })
     ).body as { id: string };
-  const cacheMatchesLedger = async (id: string) => {
-    const [cache] = await t.sql('SELECT current_amount::text AS a, usage_count::text AS n FROM budget_status_cache WHERE budget_id = $1', [id]);
-    const [truth] = await t.sql('SELECT current_amount::text AS a, usage_count::text AS n FROM calculate_budget_status($1)', [id]);
-    expect(cache).toEqual(truth);
-  };
-
   it('answers each record on its own line: recorded, replayed, key reused, currency, period', async () => {
     const budget = await createBudget();
     const held = await t.request('POST', `${API}/budgets/${budget.id}/check-constraints`, { estimatedCost: 2, reserve: true });
@@ -50,7 +45,7 @@ describe('usage batch ingestion', () => {
 
     const status = (await t.request('GET', `${API}/budgets/${budget.id}/status`)).body;
     expect(status).toMatchObject({ currentAmount: 2.5000000001, usageCount: 3, reservedAmount: 0 });
-    await cacheMatchesLedger(budget.id);
+    await expectCacheMatchesLedger(t, [budget.id]);
 
     const again = await t.request('POST', `${API}/budgets/${budget.id}/usage/batch`, { records: [records[0]] });
     expect(again.body.results[0]).toMatchObject({ status: 200, replayed: true });
@@ -67,8 +62,7 @@ describe('usage batch ingestion', () => {
     expect((await t.request('GET', `${API}/budgets/${org.id}/status`)).body).toMatchObject({ currentAmount: 850, usageCount: 1000 });
     const alerts = await t.sql('SELECT alert_id FROM budget_alert_history WHERE budget_id = $1', [org.id]);
     expect(alerts).toEqual([{ alert_id: 'org-80' }]);
-    await cacheMatchesLedger(team.id);
-    await cacheMatchesLedger(org.id);
+    await expectCacheMatchesLedger(t, [team.id, org.id]);
   });
 
   it('refuses a malformed batch whole (400 naming the record field), over 1000 records, and an unknown budget', async () => {

@@ -1,5 +1,5 @@
-import { Client } from 'pg';
 import { Clock } from '../src/common/clock';
+import { cacheVersusTruth, deadlockCount } from './setup/ledger-checks';
 import { createTestApp, type TestApp } from './setup/test-app';
 
 /**
@@ -116,18 +116,6 @@ describe('Usage under concurrency (real HTTP)', () => {
     return results;
   };
 
-  /** For each budget: the cache row, and calculate_budget_status at the same instant, as exact text. */
-  const cacheVersusTruth = (ids: string[], at: string | null = null) =>
-    t.sql<{ budget_id: string; cache_amount: string; truth_amount: string; cache_n: string; truth_n: string; same_window: boolean }>(
-      `SELECT c.budget_id, trim_scale(c.current_amount)::text AS cache_amount, trim_scale(x.current_amount)::text AS truth_amount,
-              c.usage_count::text AS cache_n, x.usage_count::text AS truth_n,
-              (c.period_start, c.period_end) = (x.period_start, x.period_end) AS same_window
-       FROM budget_status_cache c
-       CROSS JOIN LATERAL calculate_budget_status(c.budget_id, coalesce($2::timestamptz, now())) x
-       WHERE c.budget_id = ANY ($1::uuid[])`,
-      [ids, at],
-    );
-
   beforeAll(async () => {
     t = await createTestApp({ listen: true });
     deadlocksAtStart = await deadlocks();
@@ -192,7 +180,7 @@ describe('Usage under concurrency (real HTTP)', () => {
       }
     }
 
-    const compared = await cacheVersusTruth(tree.all.map((b) => b.id));
+    const compared = await cacheVersusTruth(t, tree.all.map((b) => b.id));
     expect(compared.length).toBe(7);
     for (const row of compared) {
       const want = expected.get(row.budget_id)!;
@@ -263,7 +251,7 @@ describe('Usage under concurrency (real HTTP)', () => {
     );
     const total = fromMicros(distinct.reduce((sum, item) => sum + micros(item.amount), 0n));
     expect(rows).toEqual({ n: 200, keys: 200, total });
-    const [compared] = await cacheVersusTruth([budget.id]);
+    const [compared] = await cacheVersusTruth(t, [budget.id]);
     expect(compared).toEqual(
       expect.objectContaining({ cache_amount: total, truth_amount: total, cache_n: '200', truth_n: '200', same_window: true }),
     );
@@ -319,7 +307,7 @@ describe('Usage under concurrency (real HTTP)', () => {
     const now = await status(budget.id);
     expect(now.currentAmount).toBe(4.25);
     expect(now.usageCount).toBe(1);
-    const [compared] = await cacheVersusTruth([budget.id], fakeNow.toISOString());
+    const [compared] = await cacheVersusTruth(t, [budget.id], fakeNow.toISOString());
     expect(compared).toEqual(expect.objectContaining({ cache_amount: '4.25', truth_amount: '4.25', cache_n: '1', same_window: true }));
 
     // The old window still holds its usage.
@@ -336,13 +324,6 @@ describe('Usage under concurrency (real HTTP)', () => {
     await t.close();
     // Backends flush their statistics when they exit; give them a moment.
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const client = new Client({ connectionString: databaseUrl });
-    await client.connect();
-    try {
-      const { rows } = await client.query(`SELECT deadlocks::int AS n FROM pg_stat_database WHERE datname = current_database()`);
-      expect(rows[0].n).toBe(deadlocksAtStart);
-    } finally {
-      await client.end();
-    }
+    expect(await deadlockCount(databaseUrl)).toBe(deadlocksAtStart);
   });
 });

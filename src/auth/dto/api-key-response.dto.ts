@@ -1,4 +1,4 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty, PickType } from '@nestjs/swagger';
 import { API_KEY_ROLES, type ApiKeyRole } from '../api-key-role';
 
 /** A key as listed: never the key, never its hash. */
@@ -32,18 +32,8 @@ export class ApiKeyPageDto {
 }
 
 /** The answer to creating a key: the only time the key itself is shown. */
-export class CreatedApiKeyDto {
-  @ApiProperty({ format: 'uuid' })
-  id: string;
-  @ApiProperty({ example: 'relaycore' })
-  name: string;
-  @ApiProperty({ enum: API_KEY_ROLES })
-  role: ApiKeyRole;
-  @ApiProperty({ example: 'rcb_Xk3v9QaL' })
-  prefix: string;
+export class CreatedApiKeyDto extends PickType(ApiKeyResponseDto, ['id', 'name', 'role', 'prefix', 'createdAt'] as const) {
   /** Shown once: store it now; only its hash is kept. */
   @ApiProperty({ example: 'rcb_Xk3v9QaLm2c0W1yq8bN5tR7uZ4eH6jD9sF0gK2pA3xC' })
   key: string;
-  @ApiProperty({ format: 'date-time' })
-  createdAt: string;
 }
