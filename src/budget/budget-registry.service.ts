@@ -25,25 +25,13 @@ export interface UpdateOptions {
   ifMatch?: string;
 }
 
-/** Adds status figures to hierarchy nodes; provided by the Usage module. */
-export interface BudgetStatusDecorator {
-  statusesFor(budgetIds: string[]): Promise<Map<string, unknown>>;
-}
-
 /**
  * The lifecycle of budget definitions (the seed's Budget Registry): validation, defaults,
  * hierarchy rules (held by the database's guard trigger) and optimistic concurrency.
  */
 @Injectable()
 export class BudgetRegistryService {
-  private statusDecorator?: BudgetStatusDecorator;
-
   constructor(private readonly budgets: BudgetRepository) {}
-
-  /** Lets the Usage module put status figures on hierarchy nodes without a module cycle. */
-  useStatusDecorator(decorator: BudgetStatusDecorator): void {
-    this.statusDecorator = decorator;
-  }
 
   async createBudget(request: CreateBudgetDto, actor: string): Promise<BudgetResponseDto> {
     const dto = await validateInput(CreateBudgetDto, request);
@@ -114,12 +102,11 @@ export class BudgetRegistryService {
   }
 
   /**
-   * For each budget of the scope: its ancestor chain (root first) and its subtree, each node
-   * with its status when the Usage module provides one.
+   * For each budget of the scope: its ancestor chain (root first) and its subtree. The view with
+   * each node's status is served above the Usage module (src/constraint/budget-hierarchy-view.service.ts).
    */
   async getBudgetHierarchy(scopeType: ScopeType, scopeId: string): Promise<BudgetHierarchyDto> {
     const family = await this.budgets.findScopeFamily(scopeType, scopeId);
-    const statuses = this.statusDecorator ? await this.statusDecorator.statusesFor(family.map((b) => b.id)) : new Map();
     const byId = new Map(family.map((row) => [row.id, row]));
     const children = new Map<string, BudgetRow[]>();
     for (const row of family) {
@@ -127,7 +114,7 @@ export class BudgetRegistryService {
         children.set(row.parentId, [...(children.get(row.parentId) ?? []), row]);
       }
     }
-    const node = (row: BudgetRow): BudgetTreeNodeDto => ({ ...this.map(row), status: statuses.get(row.id) ?? null });
+    const node = (row: BudgetRow): BudgetTreeNodeDto => this.map(row);
     const subtree = (row: BudgetRow): BudgetTreeNodeDto => ({
       ...node(row),
       children: (children.get(row.id) ?? []).map(subtree),
