@@ -424,6 +424,13 @@ const CASES: DecisionCase[] = [
 
   // --- figures and exactness ------------------------------------------------------------------
   {
+    name: 'limit 3, spent 2.6999: percentUsedAfter shows 90 but 89.99666… % reaches neither the 90 % alert nor critical',
+    context: ctx({ limit: '3', currentAmount: '2.6999', alerts: [alert('a-approve', 90, ['require-approval'])] }),
+    estimate: '0',
+    canProceed: true, rule: 'allowed', requiresApproval: false, suggestedModel: undefined, reason: null,
+    percentUsedAfter: 90, status: 'warning',
+  },
+  {
     name: 'percentUsedAfter is rounded to 2 decimals (1 of 3 → 33.33)',
     context: ctx({ limit: '3', currentAmount: '0' }),
     estimate: '1',

@@ -1,7 +1,7 @@
 import { Decimal, toMoneyNumber } from '../common/money';
 import type { AlertAction, BudgetAlertConfig, ModelPolicy, ScopeType } from '../budget/budget.types';
 import type { BudgetStatus } from '../usage/dto/budget-status.dto';
-import { percentOf, statusLabel } from '../usage/budget-status.calculator';
+import { statusLabel } from '../usage/budget-status.calculator';
 
 /** Everything a decision needs about one budget, read in the same round trip as the check. */
 export interface BudgetCheckContext {
@@ -92,7 +92,6 @@ export function decideBudget(context: BudgetCheckContext, estimatedCost: Decimal
   const afterPercent = after.div(limit).mul(100);
   const remaining = Decimal.max(0, limit.sub(current).sub(reserved));
   const resetsAt = context.periodEnd.toISOString();
-  const percentUsed = percentOf(current, limit);
   const base: BudgetDecision = {
     budgetId: context.budgetId,
     budgetName: context.name,
@@ -106,7 +105,7 @@ export function decideBudget(context: BudgetCheckContext, estimatedCost: Decimal
     currency: context.currency,
     remaining: toMoneyNumber(remaining),
     percentUsedAfter: afterPercent.toDecimalPlaces(2).toNumber(),
-    status: statusLabel(current, limit, percentUsed, Number(context.warningThreshold), Number(context.criticalThreshold)),
+    status: statusLabel(current, limit, context.warningThreshold, context.criticalThreshold),
     active: context.active,
     resetsAt,
     alertActions: [],
