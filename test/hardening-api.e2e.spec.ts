@@ -60,6 +60,36 @@ describe('hardening: wrong answers and 500s found by probing (issue 11)', () => 
     await t.close();
   });
 
+  describe('1. the alerts a check considers are those whose current threshold is reached', () => {
+    it('a fired block-all alert stops blocking once the limit is raised past it', async () => {
+      const budget = await createBudget({ alerts: [{ id: 'stop-all', threshold: 100, actions: ['block-all'] }] });
+      await record(budget.id, 100);
+      const blocked = await check(budget.id, { estimatedCost: 1 });
+      expect(blocked).toEqual(expect.objectContaining({ canProceed: false, rule: 'block-all' }));
+
+      expect((await t.request('PUT', `${BUDGETS}/${budget.id}`, { amount: 1000 })).status).toBe(200);
+      const status = (await t.request('GET', `${BUDGETS}/${budget.id}/status`)).body;
+      expect(status).toEqual(expect.objectContaining({ percentUsed: 10, status: 'normal' }));
+      const after = await check(budget.id, { estimatedCost: 1 });
+      expect(after).toEqual(expect.objectContaining({ canProceed: true, rule: 'allowed', percentUsedAfter: 10.1 }));
+      expect(after.reason).toBeUndefined();
+    });
+
+    it("a fired require-approval alert stops applying once its threshold is raised past the spend", async () => {
+      const budget = await createBudget({ alerts: [{ id: 'ask', threshold: 50, actions: ['require-approval'] }] });
+      await record(budget.id, 60);
+      expect(await check(budget.id, { estimatedCost: 1 })).toEqual(expect.objectContaining({ canProceed: false, requiresApproval: true }));
+
+      const raised = await t.request('PUT', `${BUDGETS}/${budget.id}`, { alerts: [{ id: 'ask', threshold: 80, actions: ['require-approval'] }] });
+      expect(raised.status).toBe(200);
+      expect(await check(budget.id, { estimatedCost: 1 })).toEqual(
+        expect.objectContaining({ canProceed: true, requiresApproval: false, rule: 'allowed' }),
+      );
+      // Reaching the new threshold applies it again.
+      expect(await check(budget.id, { estimatedCost: 20 })).toEqual(expect.objectContaining({ canProceed: false, requiresApproval: true }));
+    });
+  });
+
   describe('8. one exact percentage for the status label and the alerts', () => {
     it('limit 3, usage 2.6999: percentUsed shows 90 but the label is warning, and the 90 % alert does not apply', async () => {
       const budget = await createBudget({ amount: 3, alerts: [{ id: 'ninety', threshold: 90, actions: ['require-approval'] }] });

@@ -62,7 +62,6 @@ function ctx(overrides: Partial<BudgetCheckContext> = {}): BudgetCheckContext {
     active: true,
     currentAmount: '0',
     reservedAmount: '0',
-    triggeredAlertIds: [],
     ...overrides,
   };
 }
@@ -126,7 +125,6 @@ const CASES: DecisionCase[] = [
       periodEnd: new Date('2030-06-01T00:00:00.000Z'),
       currentAmount: '150',
       alerts: [alert('a-block', 80, ['block-all'])],
-      triggeredAlertIds: ['a-block'],
     }),
     estimate: '10',
     model: 'gpt-4',
@@ -135,6 +133,13 @@ const CASES: DecisionCase[] = [
   },
 
   // --- 2. block-all ---------------------------------------------------------------------------
+  {
+    name: 'block-all at 100 % (fired at 100 of 100) after the limit was raised to 1000 (100 + 1 = 10.1 %): not reached now, allowed',
+    context: ctx({ limit: '1000', currentAmount: '100', alerts: [alert('a-block', 100, ['block-all'])] }),
+    estimate: '1',
+    canProceed: true, rule: 'allowed', requiresApproval: false, suggestedModel: undefined, reason: null,
+    remaining: 900, percentUsedAfter: 10.1, status: 'normal',
+  },
   {
     name: 'block-all at 80 % reached by this request (70 + 15 = 85 %): blocked',
     context: ctx({ currentAmount: '70', alerts: [alert('a-block', 80, ['block-all'])] }),
@@ -153,15 +158,13 @@ const CASES: DecisionCase[] = [
     percentUsedAfter: 80,
   },
   {
-    name: 'block-all already triggered in this window (forecast alert), request alone stays below it: blocked',
+    name: 'forecast block-all at 80 % (fired on the projection), the request below it (40 + 1 = 41 %): not considered, allowed',
     context: ctx({
       currentAmount: '40',
       alerts: [alert('a-forecast-block', 80, ['block-all'], 'forecast')],
-      triggeredAlertIds: ['a-forecast-block'],
     }),
     estimate: '1',
-    canProceed: false, rule: 'block-all', requiresApproval: false, suggestedModel: undefined,
-    reason: [BUDGET, /80% alert/, /blocks all spending/, lit('40 USD spent'), RESETS],
+    canProceed: true, rule: 'allowed', requiresApproval: false, suggestedModel: undefined, reason: null,
     percentUsedAfter: 41,
   },
   {
@@ -401,22 +404,19 @@ const CASES: DecisionCase[] = [
     reason: [/80% alert/, /needs approval/],
   },
   {
-    name: 'forecast require-approval at 80 % already triggered in the window (after only 30 %): needs approval',
+    name: 'forecast require-approval at 80 % (fired on the projection), after only 30 %: not considered, allowed',
     context: ctx({
       currentAmount: '20',
       alerts: [alert('a-fc', 80, ['require-approval'], 'forecast')],
-      triggeredAlertIds: ['a-fc'],
     }),
     estimate: '10',
-    canProceed: false, rule: 'require-approval', requiresApproval: true, suggestedModel: undefined,
-    reason: [/80% alert/, /needs approval/, lit('20 USD spent')],
+    canProceed: true, rule: 'allowed', requiresApproval: false, suggestedModel: undefined, reason: null,
   },
   {
-    name: 'a triggered id of another alert does not pull in an unreached one',
+    name: 'forecast block-all at 80 % not reached (20 + 10 = 30 %): allowed',
     context: ctx({
       currentAmount: '20',
       alerts: [alert('a-fc', 80, ['block-all'], 'forecast')],
-      triggeredAlertIds: ['some-other-alert'],
     }),
     estimate: '10',
     canProceed: true, rule: 'allowed', requiresApproval: false, suggestedModel: undefined, reason: null,
@@ -546,12 +546,16 @@ describe('consideredAlerts', () => {
     expect(consideredAlerts(ctx({ alerts }), new Decimal('79.99')).map((a) => a.id)).toEqual(['a50']);
   });
 
-  it('adds alerts already triggered in the window, forecast ones included, even above the percent', () => {
-    const context = ctx({ alerts, triggeredAlertIds: ['f120'] });
-    expect(consideredAlerts(context, new Decimal(10)).map((a) => a.id)).toEqual(['f120']);
+  it('only the percent decides, for forecast alerts too: 10 % considers none, 120 % all', () => {
+    expect(consideredAlerts(ctx({ alerts }), new Decimal(10)).map((a) => a.id)).toEqual([]);
+    expect(consideredAlerts(ctx({ alerts }), new Decimal(120)).map((a) => a.id)).toEqual(['a50', 'a80', 'f90', 'f120']);
   });
 
-  it('a forecast alert neither triggered nor reached is not considered', () => {
+  it('the exact percent decides: 89.9999999999 % does not reach a 90 % alert', () => {
+    expect(consideredAlerts(ctx({ alerts }), new Decimal('89.9999999999')).map((a) => a.id)).toEqual(['a50', 'a80']);
+  });
+
+  it('a forecast alert not reached is not considered', () => {
     expect(consideredAlerts(ctx({ alerts }), new Decimal(89)).map((a) => a.id)).toEqual(['a50', 'a80']);
   });
 });

@@ -22,8 +22,6 @@ export interface BudgetCheckContext {
   active: boolean;
   currentAmount: string;
   reservedAmount: string;
-  /** Alert definition ids already triggered in this window (including forecast alerts). */
-  triggeredAlertIds: string[];
 }
 
 export type SuggestedActionType = 'auto-downgrade' | 'reduce-request' | 'request-approval' | 'wait-for-next-period' | 'use-another-model';
@@ -64,7 +62,7 @@ export interface BudgetDecision {
   active: boolean;
   /** When the window resets (its end). */
   resetsAt: string;
-  /** Actions of the alerts this request is judged by (reached after it, or already triggered). */
+  /** Actions of the alerts this request is judged by (their current threshold reached after it). */
   alertActions: AlertAction[];
   /** The rule of the ladder that answered. */
   rule: DecisionRule;
@@ -73,11 +71,13 @@ export interface BudgetDecision {
 const describeBudget = (c: BudgetCheckContext) => `Budget "${c.name}" (${c.scopeType} ${c.scopeId})`;
 const money = (value: Decimal, currency: string) => `${toMoneyNumber(value)} ${currency}`;
 
-/** The alerts a request is judged by: reached after it, or already triggered in this window. */
+/**
+ * The alerts a request is judged by: those whose threshold, as the budget defines it now, is at
+ * most the exact percent after the request (SPEC §3). An alert that fired earlier in the window is
+ * not among them once a raised limit or threshold puts it out of reach again.
+ */
 export function consideredAlerts(context: BudgetCheckContext, afterPercent: Decimal): BudgetAlertConfig[] {
-  return context.alerts.filter(
-    (alert) => afterPercent.gte(alert.threshold) || context.triggeredAlertIds.includes(alert.id),
-  );
+  return context.alerts.filter((alert) => afterPercent.gte(alert.threshold));
 }
 
 /**

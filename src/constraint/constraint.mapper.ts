@@ -23,7 +23,6 @@ export function toCheckContext(row: CheckContextRow): BudgetCheckContext {
     active: row.active,
     currentAmount: row.currentAmount,
     reservedAmount: row.reservedAmount,
-    triggeredAlertIds: (row.activeAlerts ?? []).map((alert) => alert.alertId),
   };
 }
 
