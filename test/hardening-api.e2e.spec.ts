@@ -90,6 +90,50 @@ describe('hardening: wrong answers and 500s found by probing (issue 11)', () => 
     });
   });
 
+  describe('2. auto-downgrade is one step', () => {
+    it('gpt-4 → gpt-4o → gpt-4o-mini: suggestedModel, reason and suggestedActions all name gpt-4o', async () => {
+      const budget = await createBudget({
+        alerts: [{ threshold: 50, actions: ['auto-downgrade'] }],
+        modelPolicy: { downgrades: { 'gpt-4': 'gpt-4o', 'gpt-4o': 'gpt-4o-mini' } },
+      });
+      await record(budget.id, 60);
+      const res = await check(budget.id, { estimatedCost: 1, modelId: 'gpt-4' });
+      expect(res).toEqual(expect.objectContaining({ canProceed: true, rule: 'auto-downgrade', suggestedModel: 'gpt-4o' }));
+      expect(res.reason).toMatch(/downgrade gpt-4 to gpt-4o\b(?!-)/);
+      expect(res.suggestedActions).toEqual([expect.objectContaining({ type: 'auto-downgrade', model: 'gpt-4o' })]);
+      // The same one step on the integration endpoint.
+      const integration = await t.request('POST', `${API}/integration/check-constraints`, {
+        teamId: `hard-team-${seq}`, estimatedCost: 1, currency: 'USD', modelId: 'gpt-4',
+      });
+      expect(integration.status).toBe(200);
+      expect(integration.body.suggestedModel).toBe('gpt-4o');
+      expect(integration.body.suggestedActions).toEqual([expect.objectContaining({ type: 'auto-downgrade', model: 'gpt-4o' })]);
+    });
+
+    it('integration: when another budget restricts the downgrade, every part of the answer names the model all accept', async () => {
+      await createBudget({
+        scopeType: 'team', scopeId: 'hard-dg-team', amount: 1000,
+        alerts: [{ threshold: 1, actions: ['restrict-models'] }],
+        modelPolicy: { restrictedModels: ['gpt-4'], downgrades: { 'gpt-4': 'gpt-4o' } },
+      });
+      await createBudget({
+        scopeType: 'project', scopeId: 'hard-dg-proj', amount: 1000,
+        alerts: [{ threshold: 1, actions: ['restrict-models'] }],
+        modelPolicy: { restrictedModels: ['gpt-4o'], downgrades: { 'gpt-4o': 'gpt-4o-mini' } },
+      });
+      const res = await t.request('POST', `${API}/integration/check-constraints`, {
+        teamId: 'hard-dg-team', projectId: 'hard-dg-proj', estimatedCost: 20, currency: 'USD', modelId: 'gpt-4',
+      });
+      expect(res.status).toBe(200);
+      expect(res.body.canProceed).toBe(false);
+      expect(res.body.suggestedModel).toBe('gpt-4o-mini');
+      expect(res.body.reason).toMatch(/gpt-4o-mini/);
+      const named = res.body.suggestedActions.filter((a: { model?: string }) => a.model).map((a: { model: string }) => a.model);
+      expect(named.length).toBeGreaterThan(0);
+      expect(new Set(named)).toEqual(new Set(['gpt-4o-mini']));
+    });
+  });
+
   describe('8. one exact percentage for the status label and the alerts', () => {
     it('limit 3, usage 2.6999: percentUsed shows 90 but the label is warning, and the 90 % alert does not apply', async () => {
       const budget = await createBudget({ amount: 3, alerts: [{ id: 'ninety', threshold: 90, actions: ['require-approval'] }] });

@@ -4,9 +4,9 @@ import {
   type BudgetCheckContext,
   type BudgetDecision,
   type SuggestedAction,
-  combineDecisions,
   consideredAlerts,
   decideBudget,
+  decideTogether,
 } from './constraint-decision';
 
 /**
@@ -561,14 +561,12 @@ describe('consideredAlerts', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// combineDecisions: several budgets decided together
+// decideTogether: several budgets decided together
 // ---------------------------------------------------------------------------------------------
 
-describe('combineDecisions', () => {
-  const decideAll = (contexts: BudgetCheckContext[], estimate: string, model?: string) => {
-    const decisions = contexts.map((context) => decideBudget(context, new Decimal(estimate), model));
-    return { decisions, combined: combineDecisions(decisions, contexts, model) };
-  };
+describe('decideTogether', () => {
+  const decideAll = (contexts: BudgetCheckContext[], estimate: string, model?: string) =>
+    decideTogether(contexts, new Decimal(estimate), model);
 
   const user = (overrides: Partial<BudgetCheckContext> = {}) =>
     ctx({ budgetId: 'b-user', name: 'Alice', scopeType: 'user', scopeId: 'alice', parentId: 'b-team', modelPolicy: null, ...overrides });
@@ -631,12 +629,34 @@ describe('combineDecisions', () => {
       modelPolicy: { restrictedModels: ['gpt-4o'], downgrades: { 'gpt-4o': 'gpt-4o-mini' } },
     });
     const { decisions, combined } = decideAll([a, b], '1', 'gpt-4');
-    expect(decisions[0].suggestedModel).toBe('gpt-4o');
+    // A's own step (gpt-4o) is restricted by B: A names the model both accept, and says why.
+    expect(decisions[0].suggestedModel).toBe('gpt-4o-mini');
+    expect(decisions[0].reason).toMatch(lit("downgrade gpt-4 to gpt-4o-mini (the model every budget of this request accepts; this budget's policy names gpt-4o)"));
     expect(decisions[1].canProceed).toBe(true); // gpt-4 itself is not restricted by B
     expect(combined.canProceed).toBe(true);
     expect(combined.requiresApproval).toBe(false);
     expect(combined.suggestedModel).toBe('gpt-4o-mini');
-    expect(combined.reason).toMatch(/downgrade gpt-4 to gpt-4o/);
+    expect(combined.reason).toMatch(/downgrade gpt-4 to gpt-4o-mini/);
+    expect(combined.suggestedActions).toEqual([expect.objectContaining({ type: 'auto-downgrade', model: 'gpt-4o-mini' })]);
+  });
+
+  it('auto-downgrade on one budget is one step: gpt-4 → gpt-4o (not on to gpt-4o-mini), named alike everywhere', () => {
+    const a = team({ currentAmount: '60', alerts: [alert('a-down', 50, ['auto-downgrade'])], modelPolicy: POLICY });
+    const { combined } = decideAll([a], '1', 'gpt-4');
+    expect(combined.canProceed).toBe(true);
+    expect(combined.rule).toBe('auto-downgrade');
+    expect(combined.suggestedModel).toBe('gpt-4o');
+    expect(combined.reason).toMatch(/downgrade gpt-4 to gpt-4o\b(?!-)/);
+    expect(combined.suggestedActions).toEqual([expect.objectContaining({ type: 'auto-downgrade', model: 'gpt-4o' })]);
+  });
+
+  it('a hard limit on gpt-4 suggests its one-step downgrade gpt-4o, not the end of the chain', () => {
+    const a = team({ currentAmount: '60', modelPolicy: POLICY });
+    const { combined } = decideAll([a], '41', 'gpt-4');
+    expect(combined.canProceed).toBe(false);
+    expect(combined.rule).toBe('hard-limit');
+    expect(combined.suggestedModel).toBe('gpt-4o');
+    expect(combined.suggestedActions).toEqual(expect.arrayContaining([expect.objectContaining({ type: 'auto-downgrade', model: 'gpt-4o' })]));
   });
 
   it('a blocking restriction with a downgrade elsewhere: blocked, but the common suggestion is usable by all', () => {
@@ -677,12 +697,15 @@ describe('combineDecisions', () => {
       modelPolicy: { restrictedModels: ['gpt-4o'], downgrades: {} },
     });
     const { decisions, combined } = decideAll([a, b], '1', 'gpt-4');
-    expect(decisions[0].suggestedModel).toBe('gpt-4o');
+    // A restricts gpt-4 and would suggest gpt-4o, which B restricts: no model to name anywhere.
+    expect(decisions[0].suggestedModel).toBeUndefined();
     expect(combined.canProceed).toBe(false);
     expect(combined.suggestedModel).toBeUndefined();
+    expect(combined.reason).not.toMatch(/gpt-4o/);
+    expect(combined.suggestedActions.filter((action) => action.model)).toEqual([]);
   });
 
-  it('a downgrade loop (a → b, b → a) terminates without a suggestion', () => {
+  it('a downgrade loop across budgets (a → b, b → a): one step, model-b', () => {
     const a = team({
       currentAmount: '60',
       alerts: [alert('a-down', 50, ['auto-downgrade'])],
@@ -695,10 +718,10 @@ describe('combineDecisions', () => {
     });
     const { combined } = decideAll([a, b], '1', 'model-a');
     expect(combined.canProceed).toBe(true);
-    expect(combined.suggestedModel).toBeUndefined();
+    expect(combined.suggestedModel).toBe('model-b');
   });
 
-  it('a downgrade loop inside one budget (a → b → a) terminates without a suggestion', () => {
+  it('a downgrade loop inside one budget (a → b → a): one step, model-b', () => {
     const a = team({
       currentAmount: '60',
       alerts: [alert('a-down', 50, ['auto-downgrade'])],
@@ -706,7 +729,19 @@ describe('combineDecisions', () => {
     });
     const { decisions, combined } = decideAll([a], '1', 'model-a');
     expect(decisions[0].suggestedModel).toBe('model-b');
+    expect(combined.suggestedModel).toBe('model-b');
+  });
+
+  it('a restriction loop (A restricts a and b, a → b → a) terminates without a suggestion', () => {
+    const a = team({
+      currentAmount: '60',
+      alerts: [alert('a-restrict', 50, ['restrict-models'])],
+      modelPolicy: { restrictedModels: ['model-a', 'model-b'], downgrades: { 'model-a': 'model-b', 'model-b': 'model-a' } },
+    });
+    const { decisions, combined } = decideAll([a], '1', 'model-a');
+    expect(combined.canProceed).toBe(false);
     expect(combined.suggestedModel).toBeUndefined();
+    expect(decisions[0].suggestedModel).toBeUndefined();
   });
 
   it('an inactive budget neither blocks nor objects to a model', () => {

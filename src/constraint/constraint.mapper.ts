@@ -42,7 +42,7 @@ export function toCheckResponse(own: BudgetDecision, combined: CombinedDecision)
     reason: combined.reason ?? own.reason,
     requiresApproval: combined.requiresApproval,
     suggestedActions: combined.suggestedActions,
-    suggestedModel: combined.suggestedModel ?? own.suggestedModel,
+    suggestedModel: combined.suggestedModel,
     blockedBy: blockingBudget(combined.blockedBy),
   };
 }

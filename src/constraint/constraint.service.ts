@@ -6,9 +6,7 @@ import { Decimal } from '../common/money';
 import { validateInput } from '../common/validation';
 import { BudgetStatusService } from '../usage/budget-status.service';
 import type { ConstraintChecker } from '../usage/constraint-checker';
-import {
-  combineDecisions, decideBudget, type BudgetCheckContext, type BudgetDecision, type CombinedDecision,
-} from './constraint-decision';
+import { decideTogether, type BudgetCheckContext, type BudgetDecision, type CombinedDecision } from './constraint-decision';
 import { toAlertHistory, toCheckContext, toCheckResponse } from './constraint.mapper';
 import { ConstraintRepository } from './constraint.repository';
 import { CheckConstraintsDto } from './dto/check-constraints.dto';
@@ -54,8 +52,7 @@ export class ConstraintService implements ConstraintChecker {
       // An inactive budget takes no usage, so neither it nor its ancestors constrain this request.
       if (!own.active) contexts = [own];
     }
-    const decisions = contexts.map((context) => decideBudget(context, estimate, modelId));
-    return { contexts, decisions, combined: combineDecisions(decisions, contexts, modelId) };
+    return { contexts, ...decideTogether(contexts, estimate, modelId) };
   }
 
   /** `actor` names who placed a hold (reserve: true); the controller checks the role first. */
