@@ -134,6 +134,50 @@ describe('hardening: wrong answers and 500s found by probing (issue 11)', () => 
     });
   });
 
+  describe('4. integration checks ignore budgets that are not active', () => {
+    it('an ended user budget in another currency is no 422: the check answers and the usage is recorded', async () => {
+      const team = await createBudget({ scopeType: 'team', scopeId: 'hard-cur-team', amount: 1000 });
+      const ended = await createBudget({
+        scopeType: 'user', scopeId: 'hard-cur-user', currency: 'EUR', amount: 50,
+        startDate: '2024-01-01T00:00:00Z', endDate: '2024-06-01T00:00:00Z',
+      });
+      const scopes = { userId: 'hard-cur-user', teamId: 'hard-cur-team' };
+      const checked = await t.request('POST', `${API}/integration/check-constraints`, { ...scopes, estimatedCost: 5, currency: 'USD' });
+      expect(checked.status).toBe(200);
+      expect(checked.body.canProceed).toBe(true);
+      const byId = new Map(checked.body.results.map((r: { budgetId: string; rule: string }) => [r.budgetId, r.rule]));
+      expect(byId.get(team.id)).toBe('allowed');
+      expect([undefined, 'inactive']).toContain(byId.get(ended.id));
+
+      const used = await t.request('POST', `${API}/integration/usage`, { ...scopes, amount: 5, currency: 'USD', requestId: 'hard-cur-1' });
+      expect(used.status).toBe(201);
+      expect(used.body.records.map((r: { budgetId: string }) => r.budgetId)).toEqual([team.id]);
+    });
+
+    it("an ended budget's active parent, reached only through it, does not count either", async () => {
+      const parent = await createBudget({ scopeType: 'organization', scopeId: 'hard-cur-org', currency: 'EUR', amount: 1000 });
+      await createBudget({
+        scopeType: 'user', scopeId: 'hard-cur-user-2', currency: 'EUR', amount: 50, parentId: parent.id,
+        startDate: '2024-01-01T00:00:00Z', endDate: '2024-06-01T00:00:00Z',
+      });
+      await createBudget({ scopeType: 'team', scopeId: 'hard-cur-team-2', amount: 1000 });
+      const scopes = { userId: 'hard-cur-user-2', teamId: 'hard-cur-team-2' };
+      const checked = await t.request('POST', `${API}/integration/check-constraints`, { ...scopes, estimatedCost: 5, currency: 'USD' });
+      expect(checked.status).toBe(200);
+      expect(checked.body.results.map((r: { budgetId: string }) => r.budgetId)).not.toContain(parent.id);
+      const used = await t.request('POST', `${API}/integration/usage`, { ...scopes, amount: 5, currency: 'USD', requestId: 'hard-cur-2' });
+      expect(used.status).toBe(201);
+    });
+
+    it('an active budget in another currency is still a 422', async () => {
+      await createBudget({ scopeType: 'user', scopeId: 'hard-cur-user-3', currency: 'EUR', amount: 50 });
+      expectProblem(
+        await t.request('POST', `${API}/integration/check-constraints`, { userId: 'hard-cur-user-3', estimatedCost: 5, currency: 'USD' }),
+        422,
+      );
+    });
+  });
+
   describe('8. one exact percentage for the status label and the alerts', () => {
     it('limit 3, usage 2.6999: percentUsed shows 90 but the label is warning, and the 90 % alert does not apply', async () => {
       const budget = await createBudget({ amount: 3, alerts: [{ id: 'ninety', threshold: 90, actions: ['require-approval'] }] });

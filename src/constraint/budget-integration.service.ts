@@ -124,8 +124,9 @@ export class BudgetIntegrationService {
     );
   }
 
+  /** Only active budgets take the request's usage, so only they can refuse its currency (SPEC §12.1). */
   private assertCurrency(contexts: BudgetCheckContext[], currency: string): void {
-    const other = contexts.find((context) => context.currency !== currency);
+    const other = contexts.find((context) => context.active && context.currency !== currency);
     if (other) {
       throw new DomainError(
         422,
