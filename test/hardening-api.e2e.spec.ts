@@ -196,4 +196,27 @@ describe('hardening: wrong answers and 500s found by probing (issue 11)', () => 
       expect(await check(budget.id, { estimatedCost: 0 })).toEqual(expect.objectContaining({ canProceed: false, requiresApproval: true }));
     });
   });
+
+  describe('10. small ones', () => {
+    it('b. PUT {warningThreshold: 95} against a stored critical 90 names warningThreshold; the opposite names criticalThreshold', async () => {
+      const budget = await createBudget();
+      const warning = await t.request('PUT', `${BUDGETS}/${budget.id}`, { warningThreshold: 95 });
+      expectProblem(warning, 400);
+      expect(fieldsOf(warning)).toEqual(['warningThreshold']);
+      const critical = await t.request('PUT', `${BUDGETS}/${budget.id}`, { criticalThreshold: 70 });
+      expectProblem(critical, 400);
+      expect(fieldsOf(critical)).toEqual(['criticalThreshold']);
+      // A create that gives only one threshold conflicts with the other's default: the given one is named.
+      const created = await t.request('POST', BUDGETS, {
+        name: 'Threshold budget', scopeType: 'team', scopeId: 'hard-thr', amount: 10, currency: 'USD', period: 'monthly',
+        startDate: '2025-01-01T00:00:00Z', warningThreshold: 95,
+      });
+      expectProblem(created, 400);
+      expect(fieldsOf(created)).toEqual(['warningThreshold']);
+      expect((await t.request('GET', `${BUDGETS}/${budget.id}`)).body).toEqual(
+        expect.objectContaining({ warningThreshold: 75, criticalThreshold: 90, version: 1 }),
+      );
+    });
+
+  });
 });
