@@ -218,5 +218,13 @@ describe('hardening: wrong answers and 500s found by probing (issue 11)', () => 
       );
     });
 
+    it('c. a weak ETag in If-Match is refused with 412 and changes nothing', async () => {
+      const budget = await createBudget();
+      for (const weak of ['W/"1"', ' W/"1" ']) {
+        expectProblem(await t.request('PUT', `${BUDGETS}/${budget.id}`, { amount: 50 }, { 'if-match': weak }), 412);
+      }
+      expect((await t.request('GET', `${BUDGETS}/${budget.id}`)).body).toEqual(expect.objectContaining({ amount: 100, version: 1 }));
+      expect((await t.request('PUT', `${BUDGETS}/${budget.id}`, { amount: 50 }, { 'if-match': '"1"' })).status).toBe(200);
+    });
   });
 });

@@ -225,7 +225,11 @@ export class BudgetRegistryService {
 
   private parseIfMatch(ifMatch: string | undefined): number | undefined {
     if (ifMatch === undefined || ifMatch.trim() === '*') return undefined;
-    const match = /^\s*(?:W\/)?"?(\d{1,9})"?\s*$/.exec(ifMatch);
+    // If-Match compares strongly (RFC 9110 §13.1.1): a weak ETag never matches (SPEC §12.1).
+    if (/^\s*W\/"[^"]*"\s*$/.test(ifMatch)) {
+      throw new DomainError(412, 'WEAK_ETAG', 'If-Match needs the strong ETag (e.g. "3") or the bare version; a weak ETag (W/"3") never matches.');
+    }
+    const match = /^\s*"?(\d{1,9})"?\s*$/.exec(ifMatch);
     if (!match) {
       throw new DomainError(400, 'INVALID_IF_MATCH', 'If-Match must be the budget\'s ETag (e.g. "3") or its version.', [
         { field: 'If-Match', message: 'must be an ETag such as "3" or a version number' },
