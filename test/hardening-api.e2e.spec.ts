@@ -226,5 +226,49 @@ describe('hardening: wrong answers and 500s found by probing (issue 11)', () => 
       expect((await t.request('GET', `${BUDGETS}/${budget.id}`)).body).toEqual(expect.objectContaining({ amount: 100, version: 1 }));
       expect((await t.request('PUT', `${BUDGETS}/${budget.id}`, { amount: 50 }, { 'if-match': '"1"' })).status).toBe(200);
     });
+
+    describe('d. a lone UTF-16 surrogate is refused with 400 naming the field, nothing stored', () => {
+      const budgetBody = {
+        name: 'Surrogate budget', scopeType: 'team', scopeId: 'hard-sur', amount: 10, currency: 'USD', period: 'monthly',
+        startDate: '2025-01-01T00:00:00Z',
+      };
+      it.each([
+        ['name (high surrogate)', { name: 'x\ud800y' }, 'name'],
+        ['description (low surrogate)', { description: '\udc00' }, 'description'],
+        ['a notification channel of an alert', { alerts: [{ threshold: 50, actions: ['notify'], notificationChannels: ['email', 'sl\ud83dck'] }] }, 'alerts.0.notificationChannels'],
+        ['a metadata value, nested', { metadata: { a: { b: ['\ud800'] } } }, 'metadata'],
+        ['a metadata key', { metadata: { 'k\udfff': 1 } }, 'metadata'],
+        ['a downgrade target', { modelPolicy: { downgrades: { 'gpt-4': 'gpt\ud800' } } }, 'modelPolicy.downgrades.gpt-4'],
+      ])('POST /budgets with %s', async (_title, patch, field) => {
+        const res = await t.request('POST', BUDGETS, { ...budgetBody, ...patch });
+        expectProblem(res, 400);
+        expect(fieldsOf(res)).toEqual([field]);
+      });
+
+      it('a well-formed pair (an emoji) is fine and stored as sent', async () => {
+        const res = await t.request('POST', BUDGETS, { ...budgetBody, scopeId: 'hard-sur-ok', name: 'Budget 😀' });
+        expect(res.status).toBe(201);
+        expect(res.body.name).toBe('Budget 😀');
+      });
+
+      it('usage, batch records and integration bodies too', async () => {
+        const budget = await createBudget();
+        const single = await t.request('POST', `${BUDGETS}/${budget.id}/usage`, { amount: 1, currency: 'USD', description: '\ud800' });
+        expectProblem(single, 400);
+        expect(fieldsOf(single)).toEqual(['description']);
+        const batch = await t.request('POST', `${BUDGETS}/${budget.id}/usage/batch`, {
+          records: [{ amount: 1, currency: 'USD' }, { amount: 1, currency: 'USD', source: 'a\udc00' }],
+        });
+        expectProblem(batch, 400);
+        expect(fieldsOf(batch)).toEqual(['records.1.source']);
+        const integration = await t.request('POST', `${API}/integration/usage`, {
+          teamId: `hard-team-${seq}`, amount: 1, currency: 'USD', requestId: 'r\ud800',
+        });
+        expectProblem(integration, 400);
+        expect(fieldsOf(integration)).toEqual(['requestId']);
+        const [stored] = await t.sql(`SELECT count(*)::int AS n FROM budget_usage_records WHERE budget_id = $1`, [budget.id]);
+        expect(stored.n).toBe(0);
+      });
+    });
   });
 });
