@@ -271,4 +271,104 @@ describe('hardening: wrong answers and 500s found by probing (issue 11)', () => 
       });
     });
   });
+
+  describe('instants with any RFC 3339 offset are normalised to UTC (§12.1), never a 500', () => {
+    it('startDate and endDate at +16:00 and -23:59 are stored and answered in UTC', async () => {
+      const created = await t.request('POST', BUDGETS, {
+        name: 'Offset budget', scopeType: 'team', scopeId: 'hard-offset', amount: 10, currency: 'USD', period: 'monthly',
+        startDate: '2026-01-01T00:00:00+16:00', endDate: '2026-06-01T00:00:00-23:59',
+      });
+      expect(created.status).toBe(201);
+      expect(created.body.startDate).toBe('2025-12-31T08:00:00.000Z');
+      expect(created.body.endDate).toBe('2026-06-01T23:59:00.000Z');
+      const updated = await t.request('PUT', `${BUDGETS}/${created.body.id}`, { startDate: '2026-02-01T00:00:00.5+23:59' });
+      expect(updated.status).toBe(200);
+      expect(updated.body.startDate).toBe('2026-01-31T00:01:00.500Z');
+      // Every window of this UTC monthly budget starts at the anchor's time of day.
+      const status = await t.request('GET', `${BUDGETS}/${created.body.id}/status`);
+      expect(status.status).toBe(200);
+      expect(status.body.periodStart).toMatch(/T00:01:00\.500Z$/);
+    });
+
+    it('occurredAt at +16:00 is recorded in UTC; history and summary accept from/to at +16:00', async () => {
+      const budget = await createBudget();
+      const recorded = await record(budget.id, 2, { occurredAt: '2025-03-10T00:00:00+16:00' });
+      expect(recorded.occurredAt).toBe('2025-03-09T08:00:00.000Z');
+
+      const history = await t.request('GET', `${BUDGETS}/${budget.id}/usage?from=${encodeURIComponent('2025-03-09T23:59:00+16:00')}&to=${encodeURIComponent('2025-03-10T00:01:00+16:00')}`);
+      expect(history.status).toBe(200);
+      expect(history.body.data.map((r: { id: string }) => r.id)).toEqual([recorded.id]);
+
+      const summary = await t.request('GET', `${BUDGETS}/${budget.id}/usage/summary?from=${encodeURIComponent('2025-03-01T00:00:00+16:00')}&to=${encodeURIComponent('2025-04-01T00:00:00-16:00')}`);
+      expect(summary.status).toBe(200);
+      expect(summary.body).toEqual(expect.objectContaining({ from: '2025-02-28T08:00:00.000Z', to: '2025-04-01T16:00:00.000Z', total: 2, count: 1 }));
+
+      const integration = await t.request('POST', `${API}/integration/usage`, {
+        teamId: `hard-team-${seq}`, amount: 1, currency: 'USD', requestId: 'hard-offset-1', occurredAt: '2025-03-11T00:00:00+16:00',
+      });
+      expect(integration.status).toBe(201);
+      expect(integration.body.records[0].occurredAt).toBe('2025-03-10T08:00:00.000Z');
+    });
+
+    it.each([
+      ['an offset of 24 hours', '2026-01-01T00:00:00+24:00'],
+      ['an offset with 60 minutes', '2026-01-01T00:00:00+10:60'],
+      ['a UTC instant before year 1', '0001-01-01T00:00:00+16:00'],
+      ['a UTC instant after year 9999', '9999-12-31T23:00:00-16:00'],
+      ['no zone', '2026-01-01T00:00:00'],
+    ])('%s → 400 naming the field (startDate, endDate, occurredAt, from, to)', async (_title, instant) => {
+      const budget = await createBudget();
+      const create = await t.request('POST', BUDGETS, {
+        name: 'Bad instant', scopeType: 'team', scopeId: 'hard-bad-instant', amount: 1, currency: 'USD', period: 'monthly', startDate: instant,
+      });
+      expectProblem(create, 400);
+      expect(fieldsOf(create)).toEqual(['startDate']);
+      const update = await t.request('PUT', `${BUDGETS}/${budget.id}`, { endDate: instant });
+      expectProblem(update, 400);
+      expect(fieldsOf(update)).toEqual(['endDate']);
+      const usage = await t.request('POST', `${BUDGETS}/${budget.id}/usage`, { amount: 1, currency: 'USD', occurredAt: instant });
+      expectProblem(usage, 400);
+      expect(fieldsOf(usage)).toEqual(['occurredAt']);
+      const history = await t.request('GET', `${BUDGETS}/${budget.id}/usage?from=${encodeURIComponent(instant)}`);
+      expectProblem(history, 400);
+      expect(fieldsOf(history)).toEqual(['from']);
+      const summary = await t.request('GET', `${BUDGETS}/${budget.id}/usage/summary?to=${encodeURIComponent(instant)}`);
+      expectProblem(summary, 400);
+      expect(fieldsOf(summary)).toEqual(['to']);
+    });
+
+    it('a cursor carrying an instant at +16:00 is normalised; a malformed one is a 400 naming cursor', async () => {
+      const budget = await createBudget();
+      const [a] = [await record(budget.id, 1, { occurredAt: '2025-02-01T00:00:00Z' }), await record(budget.id, 1, { occurredAt: '2025-01-15T00:00:00Z' })];
+      // Just after the first record in UTC, written at +16:00: the page below it is the second record.
+      const tampered = cursorOf(['2025-02-01T16:00:00.000001+16:00', 'ffffffff-ffff-4fff-bfff-ffffffffffff']);
+      const page = await t.request('GET', `${BUDGETS}/${budget.id}/usage?cursor=${tampered}`);
+      expect(page.status).toBe(200);
+      expect(page.body.data.map((r: { id: string }) => r.id)[0]).toBe(a.id);
+
+      const list = await t.request('GET', `${BUDGETS}?cursor=${cursorOf(['2026-01-01T00:00:00+16:00', '00000000-0000-4000-8000-000000000000'])}`);
+      expect(list.status).toBe(200);
+
+      const id = '00000000-0000-4000-8000-000000000000';
+      const malformed = [
+        ['2026-01-01T00:00:00+24:00', id], ['2026-13-01T00:00:00Z', id], ['0001-01-01T00:00:00+01:00', id], ['banana', id],
+        ['2026-01-01T00:00:00Z', 'not-a-uuid'],
+      ];
+      for (const key of malformed) {
+        const res = await t.request('GET', `${BUDGETS}/${budget.id}/usage?cursor=${cursorOf(key)}`);
+        expectProblem(res, 400);
+        expect(fieldsOf(res)).toEqual(['cursor']);
+        const budgets = await t.request('GET', `${BUDGETS}?cursor=${cursorOf(key)}`);
+        expectProblem(budgets, 400);
+        expect(fieldsOf(budgets)).toEqual(['cursor']);
+      }
+    });
+
+    it('SQLSTATE 22009 (and the rest of the date/time family) maps to 400, not 500', () => {
+      for (const code of ['22009', '22007', '22008']) {
+        const mapped = mapPostgresError({ code, message: 'time zone displacement out of range' });
+        expect(mapped?.status).toBe(400);
+      }
+    });
+  });
 });
