@@ -371,4 +371,20 @@ describe('hardening: wrong answers and 500s found by probing (issue 11)', () => 
       }
     });
   });
+
+  describe('odd bodies that made 500s', () => {
+    it.each([
+      ['an array', [{ amount: 1, currency: 'USD' }]],
+      ['a string', 'record'],
+      ['a number', 7],
+      ['null', null],
+    ])('POST usage/batch whose records[0] is %s → 400 naming records.0', async (_title, first) => {
+      const budget = await createBudget();
+      const res = await t.request('POST', `${BUDGETS}/${budget.id}/usage/batch`, { records: [first, { amount: 1, currency: 'USD' }] });
+      expectProblem(res, 400);
+      expect(res.body.errors).toEqual([{ field: 'records.0', message: 'must be a JSON object' }]);
+      const [stored] = await t.sql(`SELECT count(*)::int AS n FROM budget_usage_records WHERE budget_id = $1`, [budget.id]);
+      expect(stored.n).toBe(0);
+    });
+  });
 });
