@@ -409,4 +409,14 @@ describe('hardening: wrong answers and 500s found by probing (issue 11)', () => 
       expect((await record(budget.id, '5')).amount).toBe(5);
     });
   });
+
+  describe('OpenAPI', () => {
+    it('/docs-json names a server', async () => {
+      const res = await t.request('GET', '/docs-json');
+      expect(res.status).toBe(200);
+      expect(Array.isArray(res.body.servers)).toBe(true);
+      expect(res.body.servers.length).toBeGreaterThan(0);
+      for (const server of res.body.servers) expect(server.url).toMatch(/^(\/|https?:\/\/)/);
+    });
+  });
 });
