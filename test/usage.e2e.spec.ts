@@ -1,6 +1,7 @@
 import { Clock } from '../src/common/clock';
 import { BudgetTrackerService } from '../src/usage/budget-tracker.service';
-import { createTestApp, type TestApp, type TestResponse } from './setup/test-app';
+import { createTestApp, type TestApp } from './setup/test-app';
+import { expectProblem } from './setup/problem';
 
 /**
  * SPEC §2 "Usage record", "Idempotency", "Status", "The cache", §5 Usage, §10 (history and
@@ -24,20 +25,6 @@ const SEED_USAGE_REQUEST = {
     teamId: 'team-123',
   },
 };
-
-function expectProblem(res: TestResponse, status: number) {
-  expect(res.status).toBe(status);
-  expect(String(res.headers['content-type'])).toMatch(/^application\/problem\+json/);
-  expect(res.body).toEqual(
-    expect.objectContaining({
-      type: expect.any(String),
-      title: expect.any(String),
-      status,
-      detail: expect.any(String),
-      instance: expect.any(String),
-    }),
-  );
-}
 
 describe('Usage ledger and status (HTTP)', () => {
   let t: TestApp;
