@@ -6,12 +6,11 @@ import { ConstraintChecks1764300200000 } from '../../migrations/1764300200000-Co
 import { UsageBatch1764300300000 } from '../../migrations/1764300300000-UsageBatch';
 import { PlaceReservation1764300400000 } from '../../migrations/1764300400000-PlaceReservation';
 import { ApiKeys1764300900000 } from '../../migrations/1764300900000-ApiKeys';
-import { ApiKeyEntity } from '../auth/api-key.entity';
-import { BudgetDefinitionEntity } from '../budget/budget.entity';
-import { BudgetStatusCacheEntity, UsageRecordEntity } from '../usage/usage-record.entity';
 
-/** Entities and migrations are listed as classes so ts-jest, ts-node and dist/ all find them. */
-export const ENTITIES = [BudgetDefinitionEntity, UsageRecordEntity, BudgetStatusCacheEntity, ApiKeyEntity];
+/**
+ * Migrations are listed as classes so ts-jest, ts-node and dist/ all find them. There are no
+ * entities: every statement is raw SQL in a repository, and the migrations own the schema.
+ */
 export const MIGRATIONS = [
   BudgetDefinitions1764300000000,
   Reservations1764300050000,
@@ -35,7 +34,7 @@ export function dataSourceOptions(settings: DatabaseSettings): DataSourceOptions
   return {
     type: 'postgres',
     url: settings.url,
-    entities: ENTITIES,
+    entities: [],
     migrations: MIGRATIONS,
     migrationsTableName: 'migrations',
     migrationsTransactionMode: 'each',
