@@ -1,8 +1,10 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
 import { BudgetDefinitions1764300000000 } from './1764300000000-BudgetDefinitions';
+import { UsageLedger1764300100000 } from './1764300100000-UsageLedger';
 
 /**
  * Issue 11, the rules the database holds (SPEC §12.1):
+ * - window 0 starts at startDate exactly, even when that local time occurs twice (DST fall-back);
  * - a cycle is reported before the currency and amount rules of the hierarchy;
  *
  * down() restores each replaced function from the frozen migration that created it, verbatim.
@@ -11,6 +13,80 @@ export class Hardening1764301000000 implements MigrationInterface {
   name = 'Hardening1764301000000';
 
   async up(queryRunner: QueryRunner): Promise<void> {
+    // Window 0 is [startDate, ...) itself; only later windows go through local wall-clock time.
+    // (Converting the anchor's local time back to an instant picks one of the two instants of a
+    // repeated hour, which may not be startDate.)
+    await queryRunner.query(`
+      CREATE OR REPLACE FUNCTION budget_period_window(
+        p_start timestamptz, p_end timestamptz, p_period text, p_custom_days integer,
+        p_recurring boolean, p_timezone text, p_at timestamptz,
+        OUT period_start timestamptz, OUT period_end timestamptz, OUT active boolean)
+      LANGUAGE plpgsql STABLE PARALLEL SAFE AS $fn$
+      DECLARE
+        step_months integer;
+        step_days   integer;
+        anchor      timestamp := p_start AT TIME ZONE p_timezone;
+        probe       timestamptz := p_at;
+        k           bigint := 0;
+        next_start  timestamptz;
+      BEGIN
+        CASE p_period
+          WHEN 'daily'     THEN step_days := 1;
+          WHEN 'weekly'    THEN step_days := 7;
+          WHEN 'custom'    THEN step_days := p_custom_days;
+          WHEN 'monthly'   THEN step_months := 1;
+          WHEN 'quarterly' THEN step_months := 3;
+          WHEN 'annual'    THEN step_months := 12;
+          ELSE RAISE EXCEPTION USING ERRCODE = 'RB400', MESSAGE = 'INVALID_PERIOD',
+                                     DETAIL = format('Unknown period "%s".', p_period);
+        END CASE;
+        IF p_period = 'custom' AND (p_custom_days IS NULL OR p_custom_days < 1) THEN
+          RAISE EXCEPTION USING ERRCODE = 'RB400', MESSAGE = 'INVALID_PERIOD',
+                                DETAIL = 'A custom period needs customPeriodDays of at least 1.';
+        END IF;
+        IF p_end IS NOT NULL AND probe >= p_end THEN
+          probe := p_end - interval '1 microsecond';
+        END IF;
+
+        IF p_recurring AND probe > p_start THEN
+          -- An estimate of k from local wall-clock time, corrected by the loops below.
+          IF step_months IS NOT NULL THEN
+            k := ((extract(year FROM probe AT TIME ZONE p_timezone) - extract(year FROM anchor)) * 12
+                 + extract(month FROM probe AT TIME ZONE p_timezone) - extract(month FROM anchor))::bigint
+                 / step_months;
+          ELSE
+            k := floor(extract(epoch FROM (probe AT TIME ZONE p_timezone) - anchor) / (step_days * 86400.0))::bigint;
+          END IF;
+          k := greatest(k, 0);
+          LOOP
+            period_start := CASE
+              WHEN k = 0 THEN p_start
+              WHEN step_months IS NOT NULL
+              THEN (anchor + make_interval(months => (k * step_months)::integer)) AT TIME ZONE p_timezone
+              ELSE (anchor + make_interval(days => (k * step_days)::integer)) AT TIME ZONE p_timezone END;
+            EXIT WHEN period_start <= probe OR k = 0;
+            k := k - 1;
+          END LOOP;
+          LOOP
+            next_start := CASE WHEN step_months IS NOT NULL
+              THEN (anchor + make_interval(months => ((k + 1) * step_months)::integer))
+              ELSE (anchor + make_interval(days => ((k + 1) * step_days)::integer)) END AT TIME ZONE p_timezone;
+            EXIT WHEN next_start > probe;
+            k := k + 1;
+            period_start := next_start;
+          END LOOP;
+        ELSE
+          period_start := p_start;
+          next_start := CASE WHEN step_months IS NOT NULL
+            THEN (anchor + make_interval(months => step_months))
+            ELSE (anchor + make_interval(days => step_days)) END AT TIME ZONE p_timezone;
+        END IF;
+
+        period_end := CASE WHEN p_end IS NOT NULL AND p_end < next_start THEN p_end ELSE next_start END;
+        active := p_at >= period_start AND p_at < period_end;
+      END
+      $fn$`);
+
     // The hierarchy rules, the cycle first: a parent that is the budget itself or one of its
     // descendants is a cycle whatever the amounts and currencies say.
     await queryRunner.query(`
@@ -97,12 +173,128 @@ export class Hardening1764301000000 implements MigrationInterface {
       END
       $fn$`);
 
+    // What changed from the UsageLedger migration: only a non-recurring budget's refusal speaks of
+    // its single period.
+    await queryRunner.query(`
+      CREATE OR REPLACE FUNCTION record_usage(
+        p_budget_id uuid, p_amount numeric, p_currency text, p_source text DEFAULT NULL,
+        p_description text DEFAULT NULL, p_model_id text DEFAULT NULL, p_user_id text DEFAULT NULL,
+        p_team_id text DEFAULT NULL, p_project_id text DEFAULT NULL, p_request_id text DEFAULT NULL,
+        p_idempotency_key text DEFAULT NULL, p_request_hash text DEFAULT NULL, p_metadata jsonb DEFAULT NULL,
+        p_occurred_at timestamptz DEFAULT NULL, p_reservation_id uuid DEFAULT NULL)
+      RETURNS TABLE (replayed boolean, id uuid, budget_id uuid, amount numeric, currency text, source text,
+                     description text, model_id text, user_id text, team_id text, project_id text,
+                     request_id text, idempotency_key text, reservation_id uuid, metadata jsonb,
+                     occurred_at timestamptz, recorded_at timestamptz, fired_alerts jsonb)
+      LANGUAGE plpgsql AS $fn$
+      #variable_conflict use_column
+      DECLARE
+        in_period  boolean;
+        b          record;
+        w          record;
+        rec        budget_usage_records;
+        was_replay boolean := false;
+        fired      jsonb := '[]';
+        at_time    timestamptz := coalesce(p_occurred_at, now());
+      BEGIN
+        SELECT d.currency, d.start_date, d.end_date, d.period, d.custom_period_days, d.recurring,
+               d.timezone, d.deleted_at, c.period_start AS cached_start, c.period_end AS cached_end
+          INTO b FROM budget_definitions d LEFT JOIN budget_status_cache c ON c.budget_id = d.id
+         WHERE d.id = p_budget_id;
+        IF NOT FOUND OR b.deleted_at IS NOT NULL THEN
+          RAISE EXCEPTION USING ERRCODE = 'RB404', MESSAGE = 'BUDGET_NOT_FOUND',
+            DETAIL = format('Budget %s does not exist or was deleted.', p_budget_id);
+        END IF;
+        IF p_amount IS NULL OR p_amount < 0 OR p_amount > 10000000000000 OR p_amount <> round(p_amount, 10) THEN
+          RAISE EXCEPTION USING ERRCODE = 'RB400', MESSAGE = 'INVALID_AMOUNT',
+            DETAIL = 'A usage amount is a decimal from 0 to 1e13 with at most 10 fractional digits.';
+        END IF;
+        IF p_currency IS DISTINCT FROM b.currency::text THEN
+          RAISE EXCEPTION USING ERRCODE = 'RB422', MESSAGE = 'CURRENCY_MISMATCH',
+            DETAIL = format('This budget counts in %s; the usage is in %s.', b.currency, coalesce(p_currency, 'no currency'));
+        END IF;
+        -- Usage inside the cached window is inside a window of the budget: the common case needs no
+        -- period arithmetic.
+        IF at_time >= b.cached_start AND at_time < b.cached_end THEN
+          in_period := true;
+        ELSE
+          w := budget_period_window(b.start_date, b.end_date, b.period, b.custom_period_days, b.recurring,
+                                    b.timezone, at_time);
+          in_period := w.active;
+        END IF;
+        IF NOT in_period AND NOT (p_idempotency_key IS NOT NULL AND EXISTS (
+             SELECT 1 FROM budget_usage_records u
+             WHERE u.budget_id = p_budget_id AND u.idempotency_key = p_idempotency_key)) THEN
+          -- (A retry of a recorded request replays below even if its window has closed since.)
+          RAISE EXCEPTION USING ERRCODE = 'RB422', MESSAGE = 'OUTSIDE_BUDGET_PERIOD',
+            DETAIL = CASE
+              WHEN at_time < b.start_date THEN
+                format('occurredAt %s is before the budget starts (%s).', at_time, b.start_date)
+              WHEN b.end_date IS NOT NULL AND at_time >= b.end_date THEN
+                format('occurredAt %s is at or after the budget''s end (%s).', at_time, b.end_date)
+              WHEN NOT b.recurring THEN
+                format('occurredAt %s is outside the single period of this non-recurring budget [%s, %s).',
+                       at_time, w.period_start, w.period_end)
+              ELSE format('occurredAt %s is outside every window of this budget (the nearest is [%s, %s)).',
+                          at_time, w.period_start, w.period_end) END;
+        END IF;
+
+        IF p_idempotency_key IS NULL OR in_period THEN
+          INSERT INTO budget_usage_records AS u (budget_id, amount, currency, source, description, model_id,
+            user_id, team_id, project_id, request_id, idempotency_key, request_hash, reservation_id,
+            metadata, occurred_at)
+          VALUES (p_budget_id, p_amount, p_currency, coalesce(p_source, 'api'), p_description, p_model_id,
+            p_user_id, p_team_id, p_project_id, p_request_id, p_idempotency_key, p_request_hash,
+            p_reservation_id, p_metadata, at_time)
+          ON CONFLICT ON CONSTRAINT budget_usage_records_idempotency_key DO NOTHING
+          RETURNING u.* INTO rec;
+        END IF;
+
+        IF rec.id IS NULL THEN
+          SELECT u.* INTO rec FROM budget_usage_records u
+          WHERE u.budget_id = p_budget_id AND u.idempotency_key = p_idempotency_key;
+          IF NOT FOUND THEN
+            -- Only possible outside READ COMMITTED (the conflicting row is not in the snapshot).
+            RAISE EXCEPTION USING ERRCODE = '40001', MESSAGE = 'IDEMPOTENCY_RETRY',
+              DETAIL = 'A concurrent request with the same idempotency key; retry.';
+          END IF;
+          IF rec.request_hash IS DISTINCT FROM p_request_hash THEN
+            RAISE EXCEPTION USING ERRCODE = 'RB409', MESSAGE = 'IDEMPOTENCY_KEY_REUSED',
+              DETAIL = format('The idempotency key "%s" was already used on this budget for a different request.',
+                              p_idempotency_key);
+          END IF;
+          was_replay := true;
+        ELSE
+          IF p_reservation_id IS NOT NULL THEN
+            -- Settles the hold in the same transaction as the actual cost (a hold that already
+            -- expired or was released counts for nothing either way; the usage is recorded).
+            PERFORM close_reservation(p_reservation_id, 'settled');
+          END IF;
+          SELECT coalesce(jsonb_agg(jsonb_build_object(
+                   'id', h.id, 'budgetId', h.budget_id, 'alertId', h.alert_id, 'threshold', h.threshold::text,
+                   'type', h.alert_type, 'percentUsed', h.percent_used::text, 'amount', h.amount::text,
+                   'actions', h.actions, 'notificationChannels', h.notification_channels,
+                   'periodStart', h.period_start, 'triggeredAt', h.triggered_at)
+                   ORDER BY h.budget_id = p_budget_id DESC, h.threshold), '[]')
+            INTO fired
+          FROM budget_alert_history h WHERE h.usage_record_id = rec.id;
+        END IF;
+
+        RETURN QUERY SELECT was_replay, rec.id, rec.budget_id, rec.amount, rec.currency::text, rec.source::text,
+          rec.description::text, rec.model_id::text, rec.user_id::text, rec.team_id::text, rec.project_id::text,
+          rec.request_id::text, rec.idempotency_key::text, rec.reservation_id, rec.metadata, rec.occurred_at,
+          rec.recorded_at, fired;
+      END
+      $fn$`);
+
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
     const restore = async (migration: MigrationInterface, name: string) =>
       queryRunner.query(await frozenDefinition(migration, name));
+    await restore(new UsageLedger1764300100000(), 'record_usage');
     await restore(new BudgetDefinitions1764300000000(), 'budget_definitions_hierarchy_guard');
+    await restore(new BudgetDefinitions1764300000000(), 'budget_period_window');
   }
 }
 

@@ -127,6 +127,57 @@ describe('Issue 11: the rules PostgreSQL holds', () => {
     await t?.close();
   });
 
+  describe('6. window 0 starts at startDate exactly, even in a repeated DST hour', () => {
+    const window = async (id: string, at: string) =>
+      (
+        await t.sql(
+          `SELECT w.period_start, w.period_end, w.active FROM budget_definitions b
+           CROSS JOIN LATERAL budget_period_window(b.start_date, b.end_date, b.period, b.custom_period_days, b.recurring,
+                                                   b.timezone, $2::timestamptz) w
+           WHERE b.id = $1`,
+          [id, at],
+        )
+      ).map((w) => [w.period_start.toISOString(), w.period_end.toISOString(), w.active])[0];
+
+    it('2026-11-01T01:30-04:00 in New York (the first 01:30): usage 15 minutes later is recorded in window 0', async () => {
+      const budget = await createBudget({ period: 'daily', timezone: 'America/New_York', startDate: '2026-11-01T01:30:00-04:00' });
+      const res = await usage(budget.id, { amount: 3, occurredAt: '2026-11-01T05:45:00.000Z' });
+      expect([res.status, res.body.detail]).toEqual([201, undefined]);
+      // Window 0 runs from the anchor to the next local 01:30 (EST): 25 hours; later ones follow local time.
+      expect(await window(budget.id, '2026-11-01T05:45:00Z')).toEqual(['2026-11-01T05:30:00.000Z', '2026-11-02T06:30:00.000Z', true]);
+      expect(await window(budget.id, '2026-11-01T05:30:00Z')).toEqual(['2026-11-01T05:30:00.000Z', '2026-11-02T06:30:00.000Z', true]);
+      expect(await window(budget.id, '2026-11-02T06:30:00Z')).toEqual(['2026-11-02T06:30:00.000Z', '2026-11-03T06:30:00.000Z', true]);
+      expect(await window(budget.id, '2026-11-01T05:29:59Z')).toEqual(['2026-11-01T05:30:00.000Z', '2026-11-02T06:30:00.000Z', false]);
+      const [{ amount }] = await t.sql(`SELECT trim_scale(current_amount)::text AS amount FROM calculate_budget_status($1, $2)`, [
+        budget.id,
+        '2026-11-01T06:00:00Z',
+      ]);
+      expect(amount).toBe('3');
+    });
+
+    it('the second 01:30 (-05:00) anchors window 0 there; before it the refusal says the budget has not started', async () => {
+      const budget = await createBudget({ period: 'daily', timezone: 'America/New_York', startDate: '2026-11-01T01:30:00-05:00' });
+      expect(await window(budget.id, '2026-11-01T06:35:00Z')).toEqual(['2026-11-01T06:30:00.000Z', '2026-11-02T06:30:00.000Z', true]);
+      const before = await usage(budget.id, { amount: 1, occurredAt: '2026-11-01T06:00:00.000Z' });
+      expectProblem(before, 422, 'OUTSIDE_BUDGET_PERIOD');
+      expect(before.body.detail).toMatch(/before the budget starts/);
+      expect(before.body.detail).not.toMatch(/non-recurring/);
+      expect((await usage(budget.id, { amount: 1, occurredAt: '2026-11-01T06:35:00.000Z' })).status).toBe(201);
+    });
+
+    it('only a non-recurring budget is called non-recurring when usage falls outside its window', async () => {
+      const single = await createBudget({ period: 'daily', recurring: false, startDate: '2026-01-01T00:00:00Z' });
+      const outside = await usage(single.id, { amount: 1, occurredAt: '2026-01-03T00:00:00.000Z' });
+      expectProblem(outside, 422, 'OUTSIDE_BUDGET_PERIOD');
+      expect(outside.body.detail).toMatch(/non-recurring/);
+      const ended = await createBudget({ period: 'daily', startDate: '2026-01-01T00:00:00Z', endDate: '2026-01-05T00:00:00Z' });
+      const after = await usage(ended.id, { amount: 1, occurredAt: '2026-01-06T00:00:00.000Z' });
+      expectProblem(after, 422, 'OUTSIDE_BUDGET_PERIOD');
+      expect(after.body.detail).toMatch(/end/);
+      expect(after.body.detail).not.toMatch(/non-recurring/);
+    });
+  });
+
   describe('10. a cycle is reported before any amount rule', () => {
     it('making a parent the child of its smaller child answers 409 HIERARCHY_CYCLE', async () => {
       const parent = await createBudget({ amount: 100 });
