@@ -5,6 +5,8 @@ import { UsageLedger1764300100000 } from './1764300100000-UsageLedger';
 /**
  * Issue 11, the rules the database holds (SPEC §12.1):
  * - window 0 starts at startDate exactly, even when that local time occurs twice (DST fall-back);
+ * - roll-up has no depth cut-off (deleted or moved descendants may lie deeper than 8 levels), and
+ *   visits each budget once, so even a loop among deleted budgets terminates and counts once;
  * - a cycle is reported before the currency and amount rules of the hierarchy;
  *
  * down() restores each replaced function from the frozen migration that created it, verbatim.
@@ -84,6 +86,46 @@ export class Hardening1764301000000 implements MigrationInterface {
 
         period_end := CASE WHEN p_end IS NOT NULL AND p_end < next_start THEN p_end ELSE next_start END;
         active := p_at >= period_start AND p_at < period_end;
+      END
+      $fn$`);
+
+    // The truth, from raw records: usage of the budget and all its descendants (deleted ones
+    // too) in the window of p_budget_id containing p_at. No depth cut-off: a deleted subtree is
+    // not counted by the depth rule, so after a move it may lie deeper than 8 levels. UNION (not
+    // UNION ALL) visits each budget once, so a loop (possible only among deleted budgets, which
+    // the hierarchy guard does not look at) ends and counts each record once.
+    await queryRunner.query(`
+      CREATE OR REPLACE FUNCTION calculate_budget_status(p_budget_id uuid, p_at timestamptz DEFAULT now())
+      RETURNS TABLE (period_start timestamptz, period_end timestamptz, active boolean,
+                     current_amount numeric, usage_count bigint, last_usage_at timestamptz)
+      LANGUAGE plpgsql STABLE AS $fn$
+      #variable_conflict use_column
+      DECLARE
+        w record;
+      BEGIN
+        SELECT pw.period_start, pw.period_end, pw.active INTO w
+        FROM budget_definitions b
+        CROSS JOIN LATERAL budget_period_window(b.start_date, b.end_date, b.period, b.custom_period_days,
+                                                b.recurring, b.timezone, p_at) pw
+        WHERE b.id = p_budget_id;
+        IF NOT FOUND THEN
+          RAISE EXCEPTION USING ERRCODE = 'RB404', MESSAGE = 'BUDGET_NOT_FOUND',
+            DETAIL = format('Budget %s does not exist.', p_budget_id);
+        END IF;
+        RETURN QUERY
+          WITH RECURSIVE tree AS (
+            SELECT p_budget_id AS id
+            UNION
+            SELECT b.id FROM tree t JOIN budget_definitions b ON b.parent_id = t.id
+          )
+          SELECT w.period_start, w.period_end, w.active,
+                 coalesce(sum(s.amount), 0), coalesce(sum(s.n), 0)::bigint, max(s.last_at)
+          FROM tree t
+          CROSS JOIN LATERAL (
+            SELECT sum(u.amount) AS amount, count(*) AS n, max(u.occurred_at) AS last_at
+            FROM budget_usage_records u
+            WHERE u.budget_id = t.id AND u.occurred_at >= w.period_start AND u.occurred_at < w.period_end
+          ) s;
       END
       $fn$`);
 
@@ -294,6 +336,7 @@ export class Hardening1764301000000 implements MigrationInterface {
       queryRunner.query(await frozenDefinition(migration, name));
     await restore(new UsageLedger1764300100000(), 'record_usage');
     await restore(new BudgetDefinitions1764300000000(), 'budget_definitions_hierarchy_guard');
+    await restore(new UsageLedger1764300100000(), 'calculate_budget_status');
     await restore(new BudgetDefinitions1764300000000(), 'budget_period_window');
   }
 }

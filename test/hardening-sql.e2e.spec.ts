@@ -178,6 +178,51 @@ describe('Issue 11: the rules PostgreSQL holds', () => {
     });
   });
 
+  describe('7. roll-up has no depth cut-off for deleted or moved descendants', () => {
+    it('a deleted leaf that ends up below level 8 after a move still counts in the new root', async () => {
+      const levels: Budget[] = [];
+      for (let i = 0; i < 7; i++) levels.push(await createBudget({ amount: 1000, parentId: levels[i - 1]?.id }));
+      const oldRoot = await createBudget({ amount: 1000 });
+      const moved = await createBudget({ amount: 1000, parentId: oldRoot.id });
+      const leaf = await createBudget({ amount: 1000, parentId: moved.id });
+      await record(leaf.id, { amount: 10 });
+      expect((await t.request('DELETE', `${BUDGETS}/${leaf.id}`)).status).toBe(204);
+
+      // The live subtree of `moved` is one level, so it fits under level 7; the deleted leaf is at level 9.
+      expect((await put(moved.id, { parentId: levels[6].id })).status).toBe(200);
+      const [{ depth }] = await t.sql(
+        `WITH RECURSIVE up AS (SELECT id, parent_id, 1 AS depth FROM budget_definitions WHERE id = $1
+                               UNION ALL SELECT b.id, b.parent_id, up.depth + 1 FROM up JOIN budget_definitions b ON b.id = up.parent_id)
+         SELECT max(depth)::int AS depth FROM up`,
+        [leaf.id],
+      );
+      expect(depth).toBe(9);
+
+      for (const node of [...levels, moved]) expect((await status(node.id)).currentAmount).toBe(10);
+      expect((await status(oldRoot.id)).currentAmount).toBe(0);
+      await expectCacheMatchesLedger(t, [...levels, moved, oldRoot].map((b) => b.id));
+      const summary = await t.request('GET', `${BUDGETS}/${levels[0].id}/usage/summary`);
+      expect(summary.body).toMatchObject({ total: 10, count: 1 });
+    });
+
+    it('a cycle among deleted budgets (only reachable by hand) terminates and counts each record once', async () => {
+      const top = await createBudget();
+      const below = await createBudget({ parentId: top.id });
+      await record(top.id, { amount: 5 });
+      await record(below.id, { amount: 7 });
+      for (const gone of [below, top]) expect((await t.request('DELETE', `${BUDGETS}/${gone.id}`)).status).toBe(204);
+      // The guard does not look at deleted rows, so a hand-made update can close a loop.
+      await t.sql(`UPDATE budget_definitions SET parent_id = $2 WHERE id = $1`, [top.id, below.id]);
+      for (const id of [top.id, below.id]) {
+        const [truth] = await t.sql(
+          `SELECT trim_scale(current_amount)::text AS amount, usage_count::int AS n FROM calculate_budget_status($1)`,
+          [id],
+        );
+        expect(truth).toEqual({ amount: '12', n: 2 });
+      }
+    });
+  });
+
   describe('10. a cycle is reported before any amount rule', () => {
     it('making a parent the child of its smaller child answers 409 HIERARCHY_CYCLE', async () => {
       const parent = await createBudget({ amount: 100 });
