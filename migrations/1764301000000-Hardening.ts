@@ -4,6 +4,8 @@ import { UsageLedger1764300100000 } from './1764300100000-UsageLedger';
 
 /**
  * Issue 11, the rules the database holds (SPEC §12.1):
+ * - the cache row holds the window containing now; a usage of another window (clock skew past the
+ *   window end, or a late record) has its alerts evaluated against the total of its own window;
  * - window 0 starts at startDate exactly, even when that local time occurs twice (DST fall-back);
  * - roll-up has no depth cut-off (deleted or moved descendants may lie deeper than 8 levels), and
  *   visits each budget once, so even a loop among deleted budgets terminates and counts once;
@@ -215,6 +217,166 @@ export class Hardening1764301000000 implements MigrationInterface {
       END
       $fn$`);
 
+    // The usage trigger. What changed (see the UsageLedger migration for the rest):
+    // - a cache row always ends up holding the window containing now: it moves only when that
+    //   window is not the one it holds (never to the window of a usage dated in the future);
+    // - a usage outside that window (up to 5 minutes of clock skew past its end, or a late record
+    //   of an earlier window) is evaluated against its own window's total, computed from the
+    //   ledger. The common case (usage inside the cached window, which holds now) costs what it did.
+    await queryRunner.query(`
+      CREATE OR REPLACE FUNCTION budget_usage_records_rollup() RETURNS trigger
+      LANGUAGE plpgsql AS $fn$
+      DECLARE
+        r           record;
+        n           bigint;
+        node        uuid;
+        pair_leaf   uuid[];
+        pair_node   uuid[];
+        ordered     uuid[];
+        next_node   uuid;
+        in_window   boolean;
+        cur_amount  numeric;
+        win_start   timestamptz;
+        win_end     timestamptz;
+        lim         numeric;
+        rules       jsonb;
+        deleted     timestamptz;
+        hops        integer := 0;
+        fresh       budget_status_cache;
+        def         budget_definitions;
+        win         record;
+        at_time     timestamptz;
+      BEGIN
+        SELECT count(*) INTO n FROM inserted_rows;
+        IF n = 0 THEN
+          RETURN NULL;
+        ELSIF n = 1 THEN
+          SELECT i.id, i.budget_id, i.amount, i.currency, i.occurred_at INTO r FROM inserted_rows i;
+          node := r.budget_id;
+          LOOP
+            UPDATE budget_status_cache c SET
+              current_amount = c.current_amount + CASE WHEN r.occurred_at >= c.period_start
+                AND r.occurred_at < c.period_end THEN r.amount ELSE 0 END,
+              usage_count = c.usage_count + CASE WHEN r.occurred_at >= c.period_start
+                AND r.occurred_at < c.period_end THEN 1 ELSE 0 END,
+              last_usage_at = CASE WHEN r.occurred_at >= c.period_start AND r.occurred_at < c.period_end
+                THEN greatest(c.last_usage_at, r.occurred_at) ELSE c.last_usage_at END,
+              updated_at = CASE WHEN r.occurred_at >= c.period_start AND r.occurred_at < c.period_end
+                THEN now() ELSE c.updated_at END
+            FROM budget_definitions b
+            WHERE c.budget_id = node AND b.id = node
+            RETURNING c.parent_id, r.occurred_at >= c.period_start AND r.occurred_at < c.period_end,
+                      c.current_amount, c.period_start, c.period_end, b.amount, b.alerts, b.deleted_at
+            INTO next_node, in_window, cur_amount, win_start, win_end, lim, rules, deleted;
+            IF NOT FOUND THEN
+              -- No cache row (never the case by construction): rebuild it from the ledger, which
+              -- already includes this record.
+              next_node := (refresh_budget_status_cache(node)).parent_id;
+            ELSE
+              IF NOT in_window OR now() < win_start OR now() >= win_end THEN
+                -- The usage lies outside the cached window, or that window no longer holds now:
+                -- move the row to the window containing now if it holds another one (the ledger
+                -- the refresh sums already includes this record).
+                SELECT * INTO def FROM budget_definitions x WHERE x.id = node;
+                win := budget_period_window(def.start_date, def.end_date, def.period, def.custom_period_days,
+                                          def.recurring, def.timezone, now());
+                IF win.period_start <> win_start OR win.period_end <> win_end THEN
+                  fresh := refresh_budget_status_cache(node, now());
+                  next_node := fresh.parent_id;
+                  cur_amount := fresh.current_amount;
+                  win_start := fresh.period_start;
+                  win_end := fresh.period_end;
+                  in_window := r.occurred_at >= win_start AND r.occurred_at < win_end;
+                END IF;
+              END IF;
+              IF deleted IS NULL AND rules <> '[]'::jsonb THEN
+                IF in_window THEN
+                  PERFORM budget_alerts_evaluate(node, rules, lim, cur_amount, win_start, win_end, r.id);
+                ELSE
+                  -- Another window than the cached one: its figures come from the ledger (this
+                  -- row lock serialises the writers of this budget, so the last of them sees all).
+                  win := budget_period_window(def.start_date, def.end_date, def.period, def.custom_period_days,
+                                            def.recurring, def.timezone, r.occurred_at);
+                  IF win.active THEN
+                    SELECT s.current_amount INTO cur_amount FROM calculate_budget_status(node, r.occurred_at) s;
+                    PERFORM budget_alerts_evaluate(node, rules, lim, cur_amount, win.period_start, win.period_end, r.id);
+                  END IF;
+                END IF;
+              END IF;
+            END IF;
+            hops := hops + 1;
+            EXIT WHEN next_node IS NULL OR hops >= 8;
+            node := next_node;
+          END LOOP;
+          RETURN NULL;
+        END IF;
+
+        PERFORM pg_advisory_xact_lock_shared(hashtext('budget_definitions.hierarchy'));
+        WITH RECURSIVE up AS (
+          SELECT l.budget_id AS leaf, l.budget_id AS node, 1 AS lvl
+          FROM (SELECT DISTINCT i.budget_id FROM inserted_rows i) l
+          UNION ALL
+          SELECT up.leaf, b.parent_id, up.lvl + 1
+          FROM up JOIN budget_definitions b ON b.id = up.node
+          WHERE b.parent_id IS NOT NULL AND up.lvl < 8
+        ), pairs AS (
+          SELECT up.leaf, up.node, max(up.lvl) OVER (PARTITION BY up.leaf) - up.lvl AS depth FROM up
+        )
+        SELECT array_agg(p.leaf ORDER BY p.leaf, p.node), array_agg(p.node ORDER BY p.leaf, p.node),
+               (SELECT array_agg(n.node ORDER BY n.depth DESC, n.node)
+                FROM (SELECT q.node, max(q.depth) AS depth FROM pairs q GROUP BY q.node) n)
+          INTO pair_leaf, pair_node, ordered
+        FROM pairs p;
+        -- Row locks are taken in the ORDER BY order (LockRows sits above the sort).
+        PERFORM 1 FROM budget_status_cache c JOIN unnest(ordered) WITH ORDINALITY o (node, ord) ON c.budget_id = o.node
+        ORDER BY o.ord FOR UPDATE OF c;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        -- With every window locked, one pass adds each node's in-window sums.
+        FOR node, cur_amount, win_start, win_end, lim, rules, deleted IN
+          UPDATE budget_status_cache c SET
+            current_amount = c.current_amount + s.amount, usage_count = c.usage_count + s.n,
+            last_usage_at = greatest(c.last_usage_at, s.last_at), updated_at = now()
+          FROM (SELECT w.budget_id, sum(i.amount) AS amount, count(*) AS n, max(i.occurred_at) AS last_at
+                FROM unnest(pair_leaf, pair_node) p (leaf, node)
+                JOIN budget_status_cache w ON w.budget_id = p.node
+                JOIN inserted_rows i ON i.budget_id = p.leaf
+                                    AND i.occurred_at >= w.period_start AND i.occurred_at < w.period_end
+                GROUP BY w.budget_id) s,
+               budget_definitions b
+          WHERE c.budget_id = s.budget_id AND b.id = s.budget_id
+          RETURNING c.budget_id, c.current_amount, c.period_start, c.period_end, b.amount, b.alerts, b.deleted_at
+        LOOP
+          IF deleted IS NULL AND rules <> '[]'::jsonb THEN
+            PERFORM budget_alerts_evaluate(node, rules, lim, cur_amount, win_start, win_end, NULL);
+          END IF;
+        END LOOP;
+        -- Records outside their budgets' cached windows: each other window of each budget is
+        -- evaluated once, against its total from the ledger.
+        FOR node, lim, rules, at_time IN
+          SELECT b.id, b.amount, b.alerts, min(i.occurred_at)
+          FROM unnest(pair_leaf, pair_node) p (leaf, node)
+          JOIN budget_status_cache w ON w.budget_id = p.node
+          JOIN inserted_rows i ON i.budget_id = p.leaf
+                              AND NOT (i.occurred_at >= w.period_start AND i.occurred_at < w.period_end)
+          JOIN budget_definitions b ON b.id = p.node AND b.deleted_at IS NULL AND b.alerts <> '[]'::jsonb
+          CROSS JOIN LATERAL budget_period_window(b.start_date, b.end_date, b.period, b.custom_period_days,
+                                                  b.recurring, b.timezone, i.occurred_at) pw
+          WHERE pw.active
+          GROUP BY b.id, pw.period_start
+        LOOP
+          SELECT s.current_amount, s.period_start, s.period_end INTO cur_amount, win_start, win_end
+          FROM calculate_budget_status(node, at_time) s;
+          PERFORM budget_alerts_evaluate(node, rules, lim, cur_amount, win_start, win_end, NULL);
+        END LOOP;
+        IF n < cardinality(ordered) THEN
+          -- Missing cache rows (never the case by construction): rebuilt from the ledger.
+          PERFORM refresh_budget_status_cache(o.node) FROM unnest(ordered) o (node)
+          WHERE NOT EXISTS (SELECT 1 FROM budget_status_cache c WHERE c.budget_id = o.node);
+        END IF;
+        RETURN NULL;
+      END
+      $fn$`);
+
     // What changed from the UsageLedger migration: only a non-recurring budget's refusal speaks of
     // its single period.
     await queryRunner.query(`
@@ -335,6 +497,7 @@ export class Hardening1764301000000 implements MigrationInterface {
     const restore = async (migration: MigrationInterface, name: string) =>
       queryRunner.query(await frozenDefinition(migration, name));
     await restore(new UsageLedger1764300100000(), 'record_usage');
+    await restore(new UsageLedger1764300100000(), 'budget_usage_records_rollup');
     await restore(new BudgetDefinitions1764300000000(), 'budget_definitions_hierarchy_guard');
     await restore(new UsageLedger1764300100000(), 'calculate_budget_status');
     await restore(new BudgetDefinitions1764300000000(), 'budget_period_window');

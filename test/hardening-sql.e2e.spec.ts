@@ -127,6 +127,125 @@ describe('Issue 11: the rules PostgreSQL holds', () => {
     await t?.close();
   });
 
+  describe('5. every usage is evaluated against the window it belongs to', () => {
+    /** The current window of a daily UTC budget anchored so that it ends two minutes from now. */
+    const closingWindow = () => {
+      const windowEnd = new Date(Math.floor(Date.now() / 1000) * 1000 + 120_000);
+      return { windowStart: new Date(windowEnd.getTime() - 86_400_000).toISOString(), windowEnd: windowEnd.toISOString() };
+    };
+    /** A daily UTC budget starting at `startDate`, with a 50 % alert. */
+    const daily = (startDate: string, parentId?: string) =>
+      createBudget({
+        period: 'daily',
+        startDate,
+        alerts: [{ id: 'half', threshold: 50, actions: ['notify'] }],
+        ...(parentId ? { parentId } : {}),
+      });
+
+    it('usage dated just past the window end (clock skew) does not suppress the current window’s alerts', async () => {
+      const { windowStart, windowEnd } = closingWindow();
+      const parent = await daily(windowStart);
+      const child = await daily(windowStart, parent.id);
+      const events: { budgetId: string; periodStart: string }[] = [];
+      const listener = (alert: { budgetId: string; periodStart: string }) => events.push(alert);
+      const emitter = t.app.get(EventEmitter2);
+      emitter.on(ALERT_EVENT, listener);
+
+      const skewed = new Date(Date.parse(windowEnd) + 10_000).toISOString();
+      const early = await record(child.id, { amount: 60, occurredAt: skewed });
+      expect(early.occurredAt).toBe(skewed);
+      // The cache still holds the window containing now, and equals the ledger there.
+      await expectCacheMatchesLedger(t, [parent.id, child.id]);
+      for (const id of [parent.id, child.id]) expect(await status(id)).toMatchObject({ periodStart: windowStart, currentAmount: 0 });
+
+      await record(child.id, { amount: 60 });
+      for (const id of [parent.id, child.id]) {
+        expect(await alertRows(id)).toEqual([
+          ['half', windowStart],
+          ['half', windowEnd],
+        ]);
+        expect(await status(id)).toMatchObject({ periodStart: windowStart, currentAmount: 60, percentUsed: 60 });
+      }
+      emitter.off(ALERT_EVENT, listener);
+      const announced = events.map((e) => [e.budgetId, new Date(e.periodStart).toISOString()]);
+      expect(announced).toEqual(
+        expect.arrayContaining([
+          [child.id, windowStart],
+          [parent.id, windowStart],
+          [child.id, windowEnd],
+          [parent.id, windowEnd],
+        ]),
+      );
+      await expectCacheMatchesLedger(t, [parent.id, child.id]);
+      // The next window's figures are exact too.
+      const [next] = await t.sql(`SELECT trim_scale(current_amount)::text AS amount FROM calculate_budget_status($1, $2)`, [
+        parent.id,
+        skewed,
+      ]);
+      expect(next.amount).toBe('60');
+    });
+
+    it('40 concurrent writers over both windows: the cache equals the ledger and each window’s alert fires once', async () => {
+      const { windowStart, windowEnd } = closingWindow();
+      const parent = await daily(windowStart);
+      const children = [await daily(windowStart, parent.id), await daily(windowStart, parent.id)];
+      const ids = [parent.id, ...children.map((c) => c.id)];
+      // Every other pair of writes is dated 1–40 ms past the window end (clock skew).
+      await Promise.all(
+        Array.from({ length: 40 }, (_, i) =>
+          record(children[i % 2].id, {
+            amount: 6,
+            ...(i % 4 < 2 ? { occurredAt: new Date(Date.parse(windowEnd) + 1 + i).toISOString() } : {}),
+          }),
+        ),
+      );
+      await expectCacheMatchesLedger(t, ids);
+      for (const id of ids) {
+        expect(await alertRows(id)).toEqual([
+          ['half', windowStart],
+          ['half', windowEnd],
+        ]);
+      }
+      const [nextWindow] = await t.sql(
+        `SELECT array_agg(trim_scale(x.current_amount)::text ORDER BY o.n) AS amounts
+         FROM unnest($1::uuid[]) WITH ORDINALITY o (id, n) CROSS JOIN LATERAL calculate_budget_status(o.id, $2) x`,
+        [ids, new Date(Date.parse(windowEnd) + 1).toISOString()],
+      );
+      expect(nextWindow.amounts).toEqual(['120', '60', '60']);
+      expect(await status(parent.id)).toMatchObject({ periodStart: windowStart, currentAmount: 120, usageCount: 20 });
+    });
+
+    it('a batch with records in the current and the next window evaluates both windows', async () => {
+      const { windowStart, windowEnd } = closingWindow();
+      const budget = await daily(windowStart);
+      const skewed = new Date(Date.parse(windowEnd) + 5_000).toISOString();
+      const res = await t.request('POST', `${BUDGETS}/${budget.id}/usage/batch`, {
+        records: [
+          { amount: 55, currency: 'USD', occurredAt: skewed, idempotencyKey: 'next-window' },
+          { amount: 55, currency: 'USD', idempotencyKey: 'this-window' },
+        ],
+      });
+      expect(res.status).toBe(200);
+      expect(res.body.results.map((r: { status: number }) => r.status)).toEqual([201, 201]);
+      expect(await alertRows(budget.id)).toEqual([
+        ['half', windowStart],
+        ['half', windowEnd],
+      ]);
+      await expectCacheMatchesLedger(t, [budget.id]);
+    });
+
+    it('late usage of an earlier window fires that window’s alert, and leaves the current figures alone', async () => {
+      const budget = await createBudget({ alerts: [{ id: 'half', threshold: 50, actions: ['notify'] }] });
+      const now = new Date();
+      const previousMonth = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1));
+      const late = new Date(previousMonth.getTime() + 3 * 86_400_000).toISOString();
+      await record(budget.id, { amount: 60, occurredAt: late });
+      expect(await alertRows(budget.id)).toEqual([['half', previousMonth.toISOString()]]);
+      expect(await status(budget.id)).toMatchObject({ currentAmount: 0, activeAlerts: [] });
+      await expectCacheMatchesLedger(t, [budget.id]);
+    });
+  });
+
   describe('6. window 0 starts at startDate exactly, even in a repeated DST hour', () => {
     const window = async (id: string, at: string) =>
       (
