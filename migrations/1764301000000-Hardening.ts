@@ -4,6 +4,8 @@ import { UsageLedger1764300100000 } from './1764300100000-UsageLedger';
 
 /**
  * Issue 11, the rules the database holds (SPEC §12.1):
+ * - a budget's currency cannot change while it counts usage or holds reservations (CURRENCY_LOCKED),
+ *   serialised with usage writers and reservers on the budget's cache row;
  * - the cache row holds the window containing now; a usage of another window (clock skew past the
  *   window end, or a late record) has its alerts evaluated against the total of its own window;
  * - window 0 starts at startDate exactly, even when that local time occurs twice (DST fall-back);
@@ -217,7 +219,45 @@ export class Hardening1764301000000 implements MigrationInterface {
       END
       $fn$`);
 
+    // The currency of a budget that counts usage (its own or a descendant's, deleted ones too) or
+    // holds an open reservation cannot change: the ledger would be relabelled. Race-free with the
+    // writers: every usage writer and reserver of this budget holds its cache row while it writes,
+    // so this waits for them, then looks in a new statement and sees each one committed; one that
+    // comes after takes the row once this commits and re-reads the currency under that lock
+    // (budget_usage_records_rollup, place_reservation), so it is refused rather than relabelled.
+    await queryRunner.query(`
+      CREATE FUNCTION budget_definitions_currency_lock() RETURNS trigger
+      LANGUAGE plpgsql AS $fn$
+      BEGIN
+        PERFORM 1 FROM budget_status_cache c WHERE c.budget_id = NEW.id FOR UPDATE;
+        IF EXISTS (
+             WITH RECURSIVE tree AS (
+               SELECT NEW.id AS id
+               UNION
+               SELECT b.id FROM tree t JOIN budget_definitions b ON b.parent_id = t.id)
+             SELECT 1 FROM tree JOIN budget_usage_records u ON u.budget_id = tree.id) THEN
+          RAISE EXCEPTION USING ERRCODE = 'RB409', MESSAGE = 'CURRENCY_LOCKED',
+            DETAIL = format('Budget %s already counts usage in %s, so its currency cannot change (the ledger is never relabelled); create a new budget for %s.',
+                            NEW.id, OLD.currency, NEW.currency);
+        END IF;
+        IF EXISTS (SELECT 1 FROM budget_reservation_holds h WHERE h.budget_id = NEW.id AND h.expires_at > now()) THEN
+          RAISE EXCEPTION USING ERRCODE = 'RB409', MESSAGE = 'CURRENCY_LOCKED',
+            DETAIL = format('Budget %s has open reservations in %s; its currency can change once they are settled, released or expired.',
+                            NEW.id, OLD.currency);
+        END IF;
+        RETURN NEW;
+      END
+      $fn$`);
+    await queryRunner.query(`
+      CREATE TRIGGER budget_definitions_currency_lock
+      BEFORE UPDATE OF currency ON budget_definitions
+      FOR EACH ROW WHEN (NEW.currency IS DISTINCT FROM OLD.currency)
+      EXECUTE FUNCTION budget_definitions_currency_lock()`);
+
     // The usage trigger. What changed (see the UsageLedger migration for the rest):
+    // - the first cache row locked is the usage's own budget; under that lock a new statement
+    //   re-reads its currency, so a usage validated before a concurrent currency change committed
+    //   is refused instead of recorded under the new label;
     // - a cache row always ends up holding the window containing now: it moves only when that
     //   window is not the one it holds (never to the window of a usage dated in the future);
     // - a usage outside that window (up to 5 minutes of clock skew past its end, or a late record
@@ -273,6 +313,11 @@ export class Hardening1764301000000 implements MigrationInterface {
               -- already includes this record.
               next_node := (refresh_budget_status_cache(node)).parent_id;
             ELSE
+              IF hops = 0 AND EXISTS (SELECT 1 FROM budget_definitions x WHERE x.id = node AND x.currency <> r.currency) THEN
+                RAISE EXCEPTION USING ERRCODE = 'RB422', MESSAGE = 'CURRENCY_MISMATCH',
+                  DETAIL = format('The currency of budget %s changed while this usage in %s was being recorded; it now counts in %s.',
+                                  node, r.currency, (SELECT x.currency FROM budget_definitions x WHERE x.id = node));
+              END IF;
               IF NOT in_window OR now() < win_start OR now() >= win_end THEN
                 -- The usage lies outside the cached window, or that window no longer holds now:
                 -- move the row to the window containing now if it holds another one (the ledger
@@ -331,6 +376,12 @@ export class Hardening1764301000000 implements MigrationInterface {
         PERFORM 1 FROM budget_status_cache c JOIN unnest(ordered) WITH ORDINALITY o (node, ord) ON c.budget_id = o.node
         ORDER BY o.ord FOR UPDATE OF c;
         GET DIAGNOSTICS n = ROW_COUNT;
+        -- Under the locks, the records' budgets still count in the currency the records carry.
+        IF EXISTS (SELECT 1 FROM (SELECT DISTINCT i.budget_id, i.currency FROM inserted_rows i) i
+                   JOIN budget_definitions x ON x.id = i.budget_id WHERE x.currency <> i.currency) THEN
+          RAISE EXCEPTION USING ERRCODE = 'RB422', MESSAGE = 'CURRENCY_MISMATCH',
+            DETAIL = 'The currency of a budget changed while these usage records were being recorded in the previous one.';
+        END IF;
         -- With every window locked, one pass adds each node's in-window sums.
         FOR node, cur_amount, win_start, win_end, lim, rules, deleted IN
           UPDATE budget_status_cache c SET
@@ -498,6 +549,8 @@ export class Hardening1764301000000 implements MigrationInterface {
       queryRunner.query(await frozenDefinition(migration, name));
     await restore(new UsageLedger1764300100000(), 'record_usage');
     await restore(new UsageLedger1764300100000(), 'budget_usage_records_rollup');
+    await queryRunner.query(`DROP TRIGGER budget_definitions_currency_lock ON budget_definitions`);
+    await queryRunner.query(`DROP FUNCTION budget_definitions_currency_lock()`);
     await restore(new BudgetDefinitions1764300000000(), 'budget_definitions_hierarchy_guard');
     await restore(new UsageLedger1764300100000(), 'calculate_budget_status');
     await restore(new BudgetDefinitions1764300000000(), 'budget_period_window');

@@ -127,6 +127,82 @@ describe('Issue 11: the rules PostgreSQL holds', () => {
     await t?.close();
   });
 
+  describe('3. currency is locked by usage and reservations (409 CURRENCY_LOCKED)', () => {
+    it('changes freely until a usage exists; then 409 and the ledger keeps its label', async () => {
+      const budget = await createBudget();
+      expect((await put(budget.id, { currency: 'EUR' })).status).toBe(200);
+      expect((await put(budget.id, { currency: 'USD' })).status).toBe(200);
+      await record(budget.id, { amount: 90 });
+
+      const relabel = await put(budget.id, { currency: 'JPY' });
+      expectProblem(relabel, 409, 'CURRENCY_LOCKED');
+      expect(relabel.body.detail).toMatch(/usage|reserv/i);
+      const [stored] = await t.sql(`SELECT currency, version FROM budget_definitions WHERE id = $1`, [budget.id]);
+      expect(stored).toEqual({ currency: 'USD', version: 3 });
+      expect(await status(budget.id)).toMatchObject({ currency: 'USD', currentAmount: 90 });
+      // Other fields still change.
+      expect((await put(budget.id, { amount: 200 })).status).toBe(200);
+    });
+
+    it('an open reservation locks it until released; usage of a deleted child locks its parent', async () => {
+      const budget = await createBudget();
+      const held = await reserve(budget.id, 10);
+      expectProblem(await put(budget.id, { currency: 'EUR' }), 409, 'CURRENCY_LOCKED');
+      expect((await t.request('DELETE', `${API}/reservations/${held}`)).status).toBe(204);
+      expect((await put(budget.id, { currency: 'EUR' })).status).toBe(200);
+
+      const parent = await createBudget();
+      const child = await createBudget({ parentId: parent.id, amount: 50 });
+      await record(child.id, { amount: 5 });
+      expect((await t.request('DELETE', `${BUDGETS}/${child.id}`)).status).toBe(204);
+      // The parent has no usage of its own, but the deleted child's counts in its windows.
+      expectProblem(await put(parent.id, { currency: 'EUR' }), 409, 'CURRENCY_LOCKED');
+      expect(await status(parent.id)).toMatchObject({ currency: 'USD', currentAmount: 5 });
+    });
+
+    it('a usage racing a currency change committed first is refused, never recorded under the new label', async () => {
+      const budget = await createBudget();
+      const change = await connect();
+      try {
+        await change.query('BEGIN');
+        await change.query(`UPDATE budget_definitions SET currency = 'EUR', version = version + 1 WHERE id = $1`, [budget.id]);
+        const racing = usage(budget.id, { amount: 7 });
+        await settleOrBlock(racing);
+        await change.query('COMMIT');
+        const res = await racing;
+        expectProblem(res, 422, 'CURRENCY_MISMATCH');
+        // Refused by the re-read under the cache row lock, not by the check before the insert.
+        expect(res.body.detail).toMatch(/changed while/);
+      } finally {
+        await change.end();
+      }
+      const mislabelled = await t.sql(
+        `SELECT u.id FROM budget_usage_records u JOIN budget_definitions d ON d.id = u.budget_id
+         WHERE d.id = $1 AND u.currency <> d.currency`,
+        [budget.id],
+      );
+      expect(mislabelled).toEqual([]);
+      await expectCacheMatchesLedger(t, [budget.id]);
+    });
+
+    it('a currency change racing an uncommitted usage waits for it, then answers 409', async () => {
+      const budget = await createBudget();
+      const writer = await connect();
+      try {
+        await writer.query('BEGIN');
+        await writer.query(`SELECT id FROM record_usage($1, 7, 'USD')`, [budget.id]);
+        const change = put(budget.id, { currency: 'EUR' });
+        await settleOrBlock(change);
+        await writer.query('COMMIT');
+        expectProblem(await change, 409, 'CURRENCY_LOCKED');
+      } finally {
+        await writer.end();
+      }
+      const [stored] = await t.sql(`SELECT currency FROM budget_definitions WHERE id = $1`, [budget.id]);
+      expect(stored.currency).toBe('USD');
+    });
+  });
+
   describe('5. every usage is evaluated against the window it belongs to', () => {
     /** The current window of a daily UTC budget anchored so that it ends two minutes from now. */
     const closingWindow = () => {
