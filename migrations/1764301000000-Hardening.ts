@@ -1,6 +1,7 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
 import { BudgetDefinitions1764300000000 } from './1764300000000-BudgetDefinitions';
 import { UsageLedger1764300100000 } from './1764300100000-UsageLedger';
+import { PlaceReservation1764300400000 } from './1764300400000-PlaceReservation';
 
 /**
  * Issue 11, the rules the database holds (SPEC §12.1):
@@ -12,6 +13,7 @@ import { UsageLedger1764300100000 } from './1764300100000-UsageLedger';
  * - roll-up has no depth cut-off (deleted or moved descendants may lie deeper than 8 levels), and
  *   visits each budget once, so even a loop among deleted budgets terminates and counts once;
  * - a cycle is reported before the currency and amount rules of the hierarchy;
+ * - budgets that are not active at the instant take no part in a reservation, currency rule included.
  *
  * down() restores each replaced function from the frozen migration that created it, verbatim.
  */
@@ -428,6 +430,72 @@ export class Hardening1764301000000 implements MigrationInterface {
       END
       $fn$`);
 
+    // What changed from the PlaceReservation migration: a member not active at p_at takes no
+    // part (no currency rule, no limit, no hold).
+    await queryRunner.query(`
+      CREATE OR REPLACE FUNCTION place_reservation(
+        p_budget_ids uuid[], p_scope_types text[], p_scope_ids text[], p_amount numeric, p_currency text,
+        p_ttl_seconds integer, p_model_id text, p_request_id text, p_created_by text, p_at timestamptz DEFAULT now())
+      RETURNS TABLE (granted boolean, reservation_id uuid, expires_at timestamptz, blocking_budget_id uuid)
+      LANGUAGE plpgsql AS $fn$
+      DECLARE
+        members  uuid[];
+        holding  uuid[] := '{}';
+        member   record;
+        w        record;
+        c        budget_status_cache;
+        held     numeric;
+        new_id   uuid;
+        expiry   timestamptz := p_at + make_interval(secs => p_ttl_seconds);
+      BEGIN
+        SELECT array_agg(x.id ORDER BY x.root, x.depth DESC, x.id) INTO members
+        FROM (SELECT DISTINCT a.id, a.root, a.depth
+              FROM budget_ancestry(budget_seeds(p_budget_ids, p_scope_types, p_scope_ids)) a) x;
+        IF members IS NULL THEN
+          RETURN QUERY SELECT true, NULL::uuid, NULL::timestamptz, NULL::uuid;
+          RETURN;
+        END IF;
+
+        PERFORM 1 FROM budget_status_cache s JOIN unnest(members) WITH ORDINALITY m (id, ord) ON s.budget_id = m.id
+        ORDER BY m.ord FOR UPDATE OF s;
+
+        -- With every row locked, each statement below sees all committed usage, holds and
+        -- currencies.
+        FOR member IN
+          SELECT d.id, d.amount, d.currency, d.enforcement, d.start_date, d.end_date, d.period, d.custom_period_days,
+                 d.recurring, d.timezone, m.ord
+          FROM unnest(members) WITH ORDINALITY m (id, ord) JOIN budget_definitions d ON d.id = m.id
+          ORDER BY m.ord
+        LOOP
+          w := budget_period_window(member.start_date, member.end_date, member.period, member.custom_period_days,
+                                    member.recurring, member.timezone, p_at);
+          CONTINUE WHEN NOT w.active;
+          IF member.currency::text <> p_currency THEN
+            RAISE EXCEPTION USING ERRCODE = 'RB422', MESSAGE = 'CURRENCY_MISMATCH',
+              DETAIL = format('Budget %s counts in %s; the reservation is in %s.', member.id, member.currency, p_currency);
+          END IF;
+          holding := holding || member.id;
+          CONTINUE WHEN member.enforcement <> 'hard';
+          SELECT * INTO c FROM budget_status_cache s WHERE s.budget_id = member.id;
+          IF c.period_start IS DISTINCT FROM w.period_start OR c.period_end IS DISTINCT FROM w.period_end THEN
+            c := refresh_budget_status_cache(member.id, p_at);
+          END IF;
+          held := budget_reserved_amount(member.id, p_at);
+          IF c.current_amount + held + p_amount > member.amount THEN
+            RETURN QUERY SELECT false, NULL::uuid, NULL::timestamptz, member.id;
+            RETURN;
+          END IF;
+        END LOOP;
+
+        INSERT INTO budget_reservations (amount, currency, model_id, request_id, created_by, expires_at)
+        VALUES (p_amount, p_currency, p_model_id, p_request_id, p_created_by, expiry)
+        RETURNING id INTO new_id;
+        INSERT INTO budget_reservation_holds (reservation_id, budget_id, amount, expires_at)
+        SELECT new_id, m.id, p_amount, expiry FROM unnest(holding) m (id);
+        RETURN QUERY SELECT true, new_id, expiry, NULL::uuid;
+      END
+      $fn$`);
+
     // What changed from the UsageLedger migration: only a non-recurring budget's refusal speaks of
     // its single period.
     await queryRunner.query(`
@@ -548,6 +616,7 @@ export class Hardening1764301000000 implements MigrationInterface {
     const restore = async (migration: MigrationInterface, name: string) =>
       queryRunner.query(await frozenDefinition(migration, name));
     await restore(new UsageLedger1764300100000(), 'record_usage');
+    await restore(new PlaceReservation1764300400000(), 'place_reservation');
     await restore(new UsageLedger1764300100000(), 'budget_usage_records_rollup');
     await queryRunner.query(`DROP TRIGGER budget_definitions_currency_lock ON budget_definitions`);
     await queryRunner.query(`DROP FUNCTION budget_definitions_currency_lock()`);

@@ -203,6 +203,30 @@ describe('Issue 11: the rules PostgreSQL holds', () => {
     });
   });
 
+  describe('4. inactive budgets take no part in a reservation, the currency rule included', () => {
+    it('an ended budget in another currency neither refuses nor receives a hold', async () => {
+      const ended = await createBudget({ currency: 'EUR', startDate: '2025-01-01T00:00:00Z', endDate: '2025-03-01T00:00:00Z' });
+      const notYet = await createBudget({ currency: 'JPY', startDate: '2099-01-01T00:00:00Z' });
+      const active = await createBudget();
+      const [placed] = await t.sql(
+        `SELECT granted, reservation_id FROM place_reservation($1::uuid[], '{}', '{}', 5, 'USD', 60, NULL, NULL, 'hardening-spec')`,
+        [[ended.id, notYet.id, active.id]],
+      );
+      expect(placed.granted).toBe(true);
+      const holds = await t.sql(`SELECT budget_id FROM budget_reservation_holds WHERE reservation_id = $1`, [placed.reservation_id]);
+      expect(holds.map((h) => h.budget_id)).toEqual([active.id]);
+      expect(await status(ended.id)).toMatchObject({ active: false, reservedAmount: 0 });
+
+      // An active member in another currency still refuses.
+      const euro = await createBudget({ currency: 'EUR' });
+      await expect(
+        t.sql(`SELECT granted FROM place_reservation($1::uuid[], '{}', '{}', 5, 'USD', 60, NULL, NULL, 'hardening-spec')`, [
+          [euro.id, active.id],
+        ]),
+      ).rejects.toMatchObject({ code: 'RB422', message: 'CURRENCY_MISMATCH' });
+    });
+  });
+
   describe('5. every usage is evaluated against the window it belongs to', () => {
     /** The current window of a daily UTC budget anchored so that it ends two minutes from now. */
     const closingWindow = () => {
