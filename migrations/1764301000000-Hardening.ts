@@ -1,6 +1,7 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
 import { BudgetDefinitions1764300000000 } from './1764300000000-BudgetDefinitions';
 import { UsageLedger1764300100000 } from './1764300100000-UsageLedger';
+import { UsageBatch1764300300000 } from './1764300300000-UsageBatch';
 import { PlaceReservation1764300400000 } from './1764300400000-PlaceReservation';
 
 /**
@@ -12,6 +13,7 @@ import { PlaceReservation1764300400000 } from './1764300400000-PlaceReservation'
  * - window 0 starts at startDate exactly, even when that local time occurs twice (DST fall-back);
  * - roll-up has no depth cut-off (deleted or moved descendants may lie deeper than 8 levels), and
  *   visits each budget once, so even a loop among deleted budgets terminates and counts once;
+ * - a usage settles only a reservation placed on its budget or an ancestor (RESERVATION_MISMATCH);
  * - a cycle is reported before the currency and amount rules of the hierarchy;
  * - budgets that are not active at the instant take no part in a reservation, currency rule included.
  *
@@ -430,8 +432,20 @@ export class Hardening1764301000000 implements MigrationInterface {
       END
       $fn$`);
 
+    // The budgets a reservation was placed for: the ones named and all their ancestors (held or,
+    // when not active then, not). A usage may settle it only on one of them or below one.
+    await queryRunner.query(`ALTER TABLE budget_reservations ADD COLUMN budget_ids uuid[]`);
+    await queryRunner.query(`
+      COMMENT ON COLUMN budget_reservations.budget_ids IS
+        'The budgets it was placed for (named ones and their ancestors); a usage settles it only on one of them or a descendant.'`);
+    await queryRunner.query(`
+      UPDATE budget_reservations r SET budget_ids = h.ids
+      FROM (SELECT reservation_id, array_agg(budget_id ORDER BY budget_id) AS ids
+            FROM budget_reservation_holds GROUP BY reservation_id) h
+      WHERE h.reservation_id = r.id`);
+
     // What changed from the PlaceReservation migration: a member not active at p_at takes no
-    // part (no currency rule, no limit, no hold).
+    // part (no currency rule, no limit, no hold), and the reservation keeps its members.
     await queryRunner.query(`
       CREATE OR REPLACE FUNCTION place_reservation(
         p_budget_ids uuid[], p_scope_types text[], p_scope_ids text[], p_amount numeric, p_currency text,
@@ -487,8 +501,8 @@ export class Hardening1764301000000 implements MigrationInterface {
           END IF;
         END LOOP;
 
-        INSERT INTO budget_reservations (amount, currency, model_id, request_id, created_by, expires_at)
-        VALUES (p_amount, p_currency, p_model_id, p_request_id, p_created_by, expiry)
+        INSERT INTO budget_reservations (amount, currency, model_id, request_id, created_by, expires_at, budget_ids)
+        VALUES (p_amount, p_currency, p_model_id, p_request_id, p_created_by, expiry, members)
         RETURNING id INTO new_id;
         INSERT INTO budget_reservation_holds (reservation_id, budget_id, amount, expires_at)
         SELECT new_id, m.id, p_amount, expiry FROM unnest(holding) m (id);
@@ -496,8 +510,9 @@ export class Hardening1764301000000 implements MigrationInterface {
       END
       $fn$`);
 
-    // What changed from the UsageLedger migration: only a non-recurring budget's refusal speaks of
-    // its single period.
+    // What changed from the UsageLedger migration: a reservation placed for other budgets than
+    // this one and its ancestors is refused (RESERVATION_MISMATCH, the insert undone with the
+    // statement), and only a non-recurring budget's refusal speaks of its single period.
     await queryRunner.query(`
       CREATE OR REPLACE FUNCTION record_usage(
         p_budget_id uuid, p_amount numeric, p_currency text, p_source text DEFAULT NULL,
@@ -589,6 +604,14 @@ export class Hardening1764301000000 implements MigrationInterface {
           was_replay := true;
         ELSE
           IF p_reservation_id IS NOT NULL THEN
+            -- Only a reservation placed for this budget or an ancestor; raising undoes the insert.
+            IF EXISTS (SELECT 1 FROM budget_reservations x
+                       WHERE x.id = p_reservation_id AND x.budget_ids IS NOT NULL
+                         AND NOT x.budget_ids && ARRAY(SELECT a.id FROM budget_ancestry(ARRAY[p_budget_id]) a)) THEN
+              RAISE EXCEPTION USING ERRCODE = 'RB409', MESSAGE = 'RESERVATION_MISMATCH',
+                DETAIL = format('Reservation %s was placed for other budgets; a usage on budget %s settles only a reservation of that budget or one of its ancestors.',
+                                p_reservation_id, p_budget_id);
+            END IF;
             -- Settles the hold in the same transaction as the actual cost (a hold that already
             -- expired or was released counts for nothing either way; the usage is recorded).
             PERFORM close_reservation(p_reservation_id, 'settled');
@@ -610,13 +633,170 @@ export class Hardening1764301000000 implements MigrationInterface {
       END
       $fn$`);
 
+    // What changed from the UsageBatch migration: a record carrying a reservation placed for other
+    // budgets than this one and its ancestors is refused alone (409 RESERVATION_MISMATCH).
+    await queryRunner.query(`
+      CREATE OR REPLACE FUNCTION record_usage_batch(p_budget_id uuid, p_records jsonb)
+      RETURNS TABLE (ordinal integer, status integer, error_code text, error_detail text, replayed boolean,
+                     id uuid, budget_id uuid, amount numeric, currency text, source text, description text,
+                     model_id text, user_id text, team_id text, project_id text, request_id text,
+                     reservation_id uuid, metadata jsonb, occurred_at timestamptz, recorded_at timestamptz,
+                     fired_alerts jsonb)
+      LANGUAGE plpgsql AS $fn$
+      #variable_conflict use_column
+      DECLARE
+        b        record;
+        chain    uuid[];
+        node     uuid;
+        new_ids  uuid[];
+        holds    uuid[];
+        fired    jsonb;
+        cached_start timestamptz;
+        cached_end   timestamptz;
+      BEGIN
+        SELECT d.* INTO b FROM budget_definitions d WHERE d.id = p_budget_id AND d.deleted_at IS NULL;
+        IF NOT FOUND THEN
+          RAISE EXCEPTION USING ERRCODE = 'RB404', MESSAGE = 'BUDGET_NOT_FOUND',
+            DETAIL = format('Budget %s does not exist or was deleted.', p_budget_id);
+        END IF;
+
+        -- The budget and its ancestors, deepest first (the order every writer locks in). A cache
+        -- row still holding an earlier window is moved to the current one first, so the insert
+        -- below adds to the right window and evaluates its alerts.
+        WITH RECURSIVE up AS (
+          SELECT p_budget_id AS id, 0 AS lvl
+          UNION ALL
+          SELECT d.parent_id, up.lvl + 1 FROM up JOIN budget_definitions d ON d.id = up.id
+          WHERE d.parent_id IS NOT NULL AND up.lvl < 8
+        )
+        SELECT array_agg(up.id ORDER BY up.lvl) INTO chain FROM up;
+        FOREACH node IN ARRAY chain LOOP
+          PERFORM 1 FROM budget_status_cache c JOIN budget_definitions d ON d.id = c.budget_id
+          CROSS JOIN LATERAL budget_period_window(d.start_date, d.end_date, d.period, d.custom_period_days,
+                                                  d.recurring, d.timezone, now()) w
+          WHERE c.budget_id = node AND (c.period_start <> w.period_start OR c.period_end <> w.period_end);
+          IF FOUND THEN
+            PERFORM refresh_budget_status_cache(node, now());
+          END IF;
+        END LOOP;
+
+        SELECT c.period_start, c.period_end INTO cached_start, cached_end
+        FROM budget_status_cache c WHERE c.budget_id = p_budget_id;
+
+        -- One INSERT of every record that may go in: right currency, inside a window of the budget,
+        -- a reservation of this budget or an ancestor (if any), and the first of its idempotency
+        -- key in the batch. A key recorded before is skipped by ON CONFLICT and answered below.
+        WITH raw AS (
+          SELECT (e.item->>'id')::uuid AS id, (e.item->>'amount')::numeric AS amount, e.item->>'currency' AS currency,
+                 coalesce(e.item->>'source', 'api') AS source, e.item->>'description' AS description,
+                 e.item->>'modelId' AS model_id, e.item->>'userId' AS user_id, e.item->>'teamId' AS team_id,
+                 e.item->>'projectId' AS project_id, e.item->>'requestId' AS request_id,
+                 e.item->>'idempotencyKey' AS idempotency_key, e.item->>'requestHash' AS request_hash,
+                 (e.item->>'reservationId')::uuid AS reservation_id, nullif(e.item->'metadata', 'null'::jsonb) AS metadata,
+                 coalesce((e.item->>'occurredAt')::timestamptz, now()) AS occurred_at,
+                 row_number() OVER (PARTITION BY e.item->>'idempotencyKey' ORDER BY e.ord) AS nth
+          FROM jsonb_array_elements(p_records) WITH ORDINALITY e (item, ord)
+        ), items AS (
+          -- Usage inside the budget's cached (now current) window needs no period arithmetic.
+          SELECT r.*, CASE WHEN r.occurred_at >= cached_start AND r.occurred_at < cached_end THEN true
+                           ELSE (budget_period_window(b.start_date, b.end_date, b.period, b.custom_period_days,
+                                                      b.recurring, b.timezone, r.occurred_at)).active END AS in_period,
+                 r.reservation_id IS NOT NULL AND EXISTS (
+                   SELECT 1 FROM budget_reservations x
+                   WHERE x.id = r.reservation_id AND x.budget_ids IS NOT NULL AND NOT x.budget_ids && chain) AS mismatch
+          FROM raw r
+        ), inserted AS (
+          INSERT INTO budget_usage_records AS u (id, budget_id, amount, currency, source, description, model_id,
+            user_id, team_id, project_id, request_id, idempotency_key, request_hash, reservation_id, metadata,
+            occurred_at)
+          SELECT i.id, p_budget_id, i.amount, i.currency, i.source, i.description, i.model_id, i.user_id, i.team_id,
+                 i.project_id, i.request_id, i.idempotency_key, i.request_hash, i.reservation_id, i.metadata,
+                 i.occurred_at
+          FROM items i
+          WHERE i.currency = b.currency::text AND i.in_period AND NOT i.mismatch
+            AND (i.idempotency_key IS NULL OR i.nth = 1)
+          ON CONFLICT ON CONSTRAINT budget_usage_records_idempotency_key DO NOTHING
+          RETURNING u.id, u.reservation_id
+        )
+        SELECT array_agg(inserted.id), array_agg(DISTINCT inserted.reservation_id) FILTER (WHERE inserted.reservation_id IS NOT NULL)
+          INTO new_ids, holds
+        FROM inserted;
+        new_ids := coalesce(new_ids, '{}');
+        -- Settled after the insert, as record_usage does: cache rows first, then reservation rows.
+        PERFORM close_reservation(h, 'settled') FROM unnest(holds) h;
+
+        -- Alerts this transaction fired on the chain (the trigger ran at the end of the INSERT).
+        SELECT coalesce(jsonb_agg(jsonb_build_object(
+                 'id', h.id, 'budgetId', h.budget_id, 'alertId', h.alert_id, 'threshold', h.threshold::text,
+                 'type', h.alert_type, 'percentUsed', h.percent_used::text, 'amount', h.amount::text,
+                 'actions', h.actions, 'notificationChannels', h.notification_channels,
+                 'periodStart', h.period_start, 'triggeredAt', h.triggered_at) ORDER BY h.threshold), '[]')
+          INTO fired
+        FROM budget_alert_history h WHERE h.budget_id = ANY (chain) AND h.triggered_at = now();
+
+        -- One answer per record, in order; the alerts ride on the first line.
+        RETURN QUERY
+        WITH raw AS (
+          SELECT (e.ord - 1)::integer AS ordinal, (e.item->>'id')::uuid AS id, e.item->>'currency' AS currency,
+                 e.item->>'idempotencyKey' AS idempotency_key, e.item->>'requestHash' AS request_hash,
+                 (e.item->>'reservationId')::uuid AS reservation_id,
+                 coalesce((e.item->>'occurredAt')::timestamptz, now()) AS occurred_at
+          FROM jsonb_array_elements(p_records) WITH ORDINALITY e (item, ord)
+        ), items AS (
+          -- Usage inside the budget's cached (now current) window needs no period arithmetic.
+          SELECT r.*, CASE WHEN r.occurred_at >= cached_start AND r.occurred_at < cached_end THEN true
+                           ELSE (budget_period_window(b.start_date, b.end_date, b.period, b.custom_period_days,
+                                                      b.recurring, b.timezone, r.occurred_at)).active END AS in_period,
+                 r.reservation_id IS NOT NULL AND EXISTS (
+                   SELECT 1 FROM budget_reservations x
+                   WHERE x.id = r.reservation_id AND x.budget_ids IS NOT NULL AND NOT x.budget_ids && chain) AS mismatch
+          FROM raw r
+        )
+        SELECT i.ordinal,
+               CASE WHEN i.id = ANY (new_ids) THEN 201
+                    WHEN r.id IS NOT NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash THEN 200
+                    WHEN r.id IS NOT NULL THEN 409
+                    WHEN i.currency <> b.currency::text OR NOT i.in_period THEN 422
+                    ELSE 409 END,
+               CASE WHEN i.id = ANY (new_ids) OR (r.id IS NOT NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash) THEN NULL
+                    WHEN r.id IS NOT NULL THEN 'IDEMPOTENCY_KEY_REUSED'
+                    WHEN i.currency <> b.currency::text THEN 'CURRENCY_MISMATCH'
+                    WHEN NOT i.in_period THEN 'OUTSIDE_BUDGET_PERIOD'
+                    WHEN i.mismatch THEN 'RESERVATION_MISMATCH'
+                    ELSE 'IDEMPOTENCY_KEY_IN_FLIGHT' END,
+               CASE WHEN i.id = ANY (new_ids) OR (r.id IS NOT NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash) THEN NULL
+                    WHEN r.id IS NOT NULL THEN
+                      format('The idempotency key "%s" was already used on this budget for a different request.', i.idempotency_key)
+                    WHEN i.currency <> b.currency::text THEN
+                      format('This budget counts in %s; the usage is in %s.', b.currency, i.currency)
+                    WHEN NOT i.in_period THEN format('occurredAt %s is outside every period of this budget.', i.occurred_at)
+                    WHEN i.mismatch THEN
+                      format('Reservation %s was placed for other budgets; a usage on budget %s settles only a reservation of that budget or one of its ancestors.',
+                             i.reservation_id, p_budget_id)
+                    ELSE format('A concurrent request is recording the idempotency key "%s"; retry to get its record.', i.idempotency_key) END,
+               NOT (i.id = ANY (new_ids)) AND r.id IS NOT NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash,
+               u.id, p_budget_id, u.amount, u.currency::text, u.source::text, u.description::text, u.model_id::text,
+               u.user_id::text, u.team_id::text, u.project_id::text, u.request_id::text, u.reservation_id, u.metadata,
+               u.occurred_at, u.recorded_at,
+               CASE WHEN i.ordinal = 0 THEN fired ELSE '[]'::jsonb END
+        FROM items i
+        LEFT JOIN budget_usage_records r
+          ON NOT (i.id = ANY (new_ids)) AND r.budget_id = p_budget_id AND r.idempotency_key = i.idempotency_key
+        LEFT JOIN budget_usage_records u
+          ON u.id = CASE WHEN i.id = ANY (new_ids) THEN i.id
+                         WHEN r.request_hash IS NOT DISTINCT FROM i.request_hash THEN r.id END
+        ORDER BY i.ordinal;
+      END
+      $fn$`);
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
     const restore = async (migration: MigrationInterface, name: string) =>
       queryRunner.query(await frozenDefinition(migration, name));
+    await restore(new UsageBatch1764300300000(), 'record_usage_batch');
     await restore(new UsageLedger1764300100000(), 'record_usage');
     await restore(new PlaceReservation1764300400000(), 'place_reservation');
+    await queryRunner.query(`ALTER TABLE budget_reservations DROP COLUMN budget_ids`);
     await restore(new UsageLedger1764300100000(), 'budget_usage_records_rollup');
     await queryRunner.query(`DROP TRIGGER budget_definitions_currency_lock ON budget_definitions`);
     await queryRunner.query(`DROP FUNCTION budget_definitions_currency_lock()`);

@@ -442,6 +442,65 @@ describe('Issue 11: the rules PostgreSQL holds', () => {
     });
   });
 
+  describe('9. a usage settles only a reservation held on its budget or an ancestor', () => {
+    it('usage on B carrying A’s reservationId: 409 RESERVATION_MISMATCH, nothing recorded, A still held', async () => {
+      const a = await createBudget();
+      const b = await createBudget();
+      const held = await reserve(a.id, 10);
+
+      const res = await usage(b.id, { amount: 4, reservationId: held });
+      expectProblem(res, 409, 'RESERVATION_MISMATCH');
+      expect(await usageRows(b.id)).toBe(0);
+      expect(await reservationState(held)).toEqual({ state: 'held', holds: 1 });
+      expect(await status(a.id)).toMatchObject({ reservedAmount: 10 });
+      expect(await status(b.id)).toMatchObject({ currentAmount: 0, usageCount: 0 });
+
+      // Once released, it still belongs to A: the answer does not change.
+      expect((await t.request('DELETE', `${API}/reservations/${held}`)).status).toBe(204);
+      expectProblem(await usage(b.id, { amount: 4, reservationId: held }), 409, 'RESERVATION_MISMATCH');
+      expect(await usageRows(b.id)).toBe(0);
+    });
+
+    it('a reservation held on a parent may be settled by its child’s usage; its own budget’s usage settles it', async () => {
+      const parent = await createBudget();
+      const child = await createBudget({ parentId: parent.id });
+      const onParent = await reserve(parent.id, 10);
+      expect((await usage(child.id, { amount: 4, reservationId: onParent })).status).toBe(201);
+      expect(await reservationState(onParent)).toEqual({ state: 'settled', holds: 0 });
+      const onChild = await reserve(child.id, 10);
+      expect((await usage(child.id, { amount: 4, reservationId: onChild })).status).toBe(201);
+      expect(await reservationState(onChild)).toEqual({ state: 'settled', holds: 0 });
+    });
+
+    it('in a batch the mismatched record alone is refused; the integration usage refuses it whole', async () => {
+      const a = await createBudget();
+      const b = await createBudget({ scopeType: 'user', scopeId: 'hard-mismatch-user' });
+      const held = await reserve(a.id, 10);
+
+      const batch = await t.request('POST', `${BUDGETS}/${b.id}/usage/batch`, {
+        records: [
+          { amount: 1, currency: 'USD', idempotencyKey: 'plain' },
+          { amount: 2, currency: 'USD', idempotencyKey: 'foreign', reservationId: held },
+        ],
+      });
+      expect(batch.status).toBe(200);
+      expect(batch.body.results.map((r: { status: number; error?: { code: string } }) => [r.status, r.error?.code])).toEqual([
+        [201, undefined],
+        [409, 'RESERVATION_MISMATCH'],
+      ]);
+      expect(await usageRows(b.id)).toBe(1);
+      expect(await reservationState(held)).toEqual({ state: 'held', holds: 1 });
+
+      const integration = await t.request('POST', `${API}/integration/usage`, {
+        userId: 'hard-mismatch-user', amount: 3, currency: 'USD', requestId: 'hard-mismatch-1', reservationId: held,
+      });
+      expectProblem(integration, 409, 'RESERVATION_MISMATCH');
+      expect(await usageRows(b.id)).toBe(1);
+      expect(await reservationState(held)).toEqual({ state: 'held', holds: 1 });
+      await expectCacheMatchesLedger(t, [a.id, b.id]);
+    });
+  });
+
   describe('10. a cycle is reported before any amount rule', () => {
     it('making a parent the child of its smaller child answers 409 HIERARCHY_CYCLE', async () => {
       const parent = await createBudget({ amount: 100 });
