@@ -432,8 +432,9 @@ export class Hardening1764301000000 implements MigrationInterface {
       END
       $fn$`);
 
-    // The budgets a reservation was placed for: the ones named and all their ancestors (held or,
-    // when not active then, not). A usage may settle it only on one of them or below one.
+    // The budgets a reservation was placed for: the ones named and all their ancestors, whether or
+    // not they were active then (only active ones get a hold). A usage may settle it only on one
+    // of them or below one.
     await queryRunner.query(`ALTER TABLE budget_reservations ADD COLUMN budget_ids uuid[]`);
     await queryRunner.query(`
       COMMENT ON COLUMN budget_reservations.budget_ids IS
