@@ -68,7 +68,8 @@ interface World {
   scopeIds: string[];
   apiKeyIds: string[];
   reservationIds: string[];
-  alertIds: string[];
+  /** Triggered alerts (history rows) with their budgets. */
+  alerts: { budgetId: string; alertId: string }[];
   alertRuleIds: string[];
   cursors: string[];
 }
@@ -478,7 +479,7 @@ function requestArbitrary(fuzzer: SchemaFuzzer, document: any, operations: Opera
     if (param.schema.enum) known = param.schema.enum;
     else if (op.path.includes('/api-keys/')) known = world.apiKeyIds;
     else if (op.path.includes('/reservations/')) known = world.reservationIds;
-    else if (param.name === 'alertId') known = [...world.alertIds, ...world.alertRuleIds];
+    else if (param.name === 'alertId') known = [...world.alerts.map((a) => a.alertId), ...world.alertRuleIds];
     else if (/\/(scope|hierarchy)\//.test(op.path)) known = world.scopeIds;
     else if (op.method === 'DELETE') known = world.disposableBudgets;
     else known = [...world.stableBudgets, ...world.disposableBudgets.slice(0, 2)];
@@ -506,19 +507,22 @@ function requestArbitrary(fuzzer: SchemaFuzzer, document: any, operations: Opera
   const byKey = (op: Operation) => (NO_CLIENT_ERRORS.has(op.key) ? 1 : 4);
 
   const forOperation = (op: Operation): fc.Arbitrary<FuzzRequest> => {
-    const query = fc.tuple(
-      ...op.query.map((p) =>
-        sometimes(
-          fc.oneof(
-            { weight: 5, arbitrary: fuzzer.value(p.schema, p.name, 0.3).map((v) => [[p.name, v]] as [string, unknown][]) },
-            // Repeated: Fastify hands the DTO an array.
-            { weight: 1, arbitrary: fc.tuple(fuzzer.value(p.schema, p.name, 0.3), fuzzer.value(p.schema, p.name, 0.3)).map(([a, b]) => [[p.name, a], [p.name, b]] as [string, unknown][]) },
+    // Per request, the query is plausible throughout, a little odd, or very odd.
+    const queryFor = (odd: number) =>
+      fc.tuple(
+        ...op.query.map((p) =>
+          sometimes(
+            fc.oneof(
+              { weight: 8, arbitrary: fuzzer.value(p.schema, p.name, odd).map((v) => [[p.name, v]] as [string, unknown][]) },
+              // Repeated: Fastify hands the DTO an array.
+              { weight: odd ? 1 : 0, arbitrary: fc.tuple(fuzzer.value(p.schema, p.name, odd), fuzzer.value(p.schema, p.name, odd)).map(([a, b]) => [[p.name, a], [p.name, b]] as [string, unknown][]) },
+            ),
+            0.5,
           ),
-          0.5,
         ),
-      ),
-      sometimes(fc.tuple(fc.constantFrom(...foreignQueryNames), fc.oneof(fuzzer.value({ type: 'string' }, 'x', 0.5), fuzzer.cursor(), oddInstant)), 0.15),
-    );
+        sometimes(fc.tuple(fc.constantFrom(...foreignQueryNames), fc.oneof(fuzzer.value({ type: 'string' }, 'x', 0.5), fuzzer.cursor(), oddInstant)), odd / 2),
+      );
+    const query = fc.oneof(queryFor(0), queryFor(0.1), queryFor(0.4));
     const bodyOf = (schema: Schema) =>
       fc.oneof(
         { weight: 5, arbitrary: fuzzer.value(schema, 'body', 0).map(coherent) },
@@ -551,8 +555,13 @@ function requestArbitrary(fuzzer: SchemaFuzzer, document: any, operations: Opera
       return fc.oneof(fc.constantFrom(...IDEMPOTENCY_KEYS), fc.uuid(), fc.constantFrom('', ' ', 'x'.repeat(300), 'ä'), text);
     };
     const headers = fc.tuple(...op.headers.map((p) => sometimes(fc.tuple(fc.constant(p.name.toLowerCase()), header(p)), 0.6)));
+    const independent: fc.Arbitrary<string[]> = fc.tuple(...op.pathParams.map((p) => pathValue(op, p)));
+    // An alert is found under its own budget only: half the time the pair is a real one.
+    const params = op.pathParams.some((p) => p.name === 'alertId')
+      ? fc.oneof(independent, fc.constantFrom(...world.alerts).map((a) => op.pathParams.map((p) => (p.name === 'alertId' ? a.alertId : a.budgetId))))
+      : independent;
     return fc
-      .record({ params: fc.tuple(...op.pathParams.map((p) => pathValue(op, p))), query, body, headers, role: auth })
+      .record({ params, query, body, headers, role: auth })
       .map(({ params, query, body, headers, role }) => {
         let path = op.path;
         op.pathParams.forEach((p, i) => (path = path.replace(`{${p.name}}`, params[i])));
@@ -651,8 +660,10 @@ async function buildWorld(): Promise<World> {
     const check = await created('POST', `/api/v1/budgets/${budget.id}/check-constraints`, { estimatedCost: 1, modelId: 'gpt-4o-mini', reserve: true });
     if (check.reservationId) reservations.push(check.reservationId);
   }
-  const alertIds: string[] = [];
-  for (const budget of stable) for (const alert of (await created('GET', `/api/v1/budgets/${budget.id}/alerts?all=true`)) as any[]) alertIds.push(alert.id);
+  const alerts: World['alerts'] = [];
+  for (const budget of stable) {
+    for (const alert of (await created('GET', `/api/v1/budgets/${budget.id}/alerts?all=true`)) as any[]) alerts.push({ budgetId: budget.id, alertId: alert.id });
+  }
   const apiKeyIds: string[] = [];
   for (let i = 0; i < 8; i++) apiKeyIds.push((await t.createKey('viewer', `fuzz-disposable-${i}`)).id);
   const cursors = [
@@ -661,7 +672,7 @@ async function buildWorld(): Promise<World> {
     (await created('GET', '/api/v1/api-keys?limit=1')).nextCursor,
   ];
   expect(reservations.length).toBeGreaterThan(0);
-  expect(alertIds.length).toBeGreaterThan(0);
+  expect(alerts.length).toBeGreaterThan(0);
   expect(cursors.every((c) => typeof c === 'string')).toBe(true);
   return {
     stableBudgets: stable.map((b) => b.id),
@@ -669,7 +680,7 @@ async function buildWorld(): Promise<World> {
     scopeIds: ['org-fuzz', 'team-fuzz', 'user-fuzz', 'project-fuzz', 'user-leaf-1', 'nobody'],
     apiKeyIds,
     reservationIds: reservations,
-    alertIds,
+    alerts,
     alertRuleIds: [...team.alerts, ...project.alerts].map((a: any) => a.id),
     cursors,
   };
@@ -770,9 +781,11 @@ it(`${REQUESTS} requests derived from the OpenAPI document: no 5xx, every 4xx pr
       const counts = tally.get(request.operation)!;
       const family = `${Math.floor(outcome.status / 100)}xx`;
       counts[family] = (counts[family] ?? 0) + 1;
+      const code = outcome.status >= 400 ? /"code":"([A-Z0-9_]+)"/.exec(outcome.body)?.[1] : undefined;
+      if (code) counts[code] = (counts[code] ?? 0) + 1;
       if (outcome.violation) {
         // One group per operation and cause: the logged error's first line, its values elided.
-        const cause = outcome.logged?.split(' | ')[0].replace(/"[^"]*"|\b[0-9a-f-]{36}\b|\d+/g, '…') ?? /"code":"([A-Z_]+)"/.exec(outcome.body)?.[1] ?? '';
+        const cause = outcome.logged?.split(' | ')[0].replace(/"[^"]*"|\b[0-9a-f-]{36}\b|\d+/g, '…') ?? code ?? '';
         const group = `${request.operation} → ${outcome.violation}: ${cause}`;
         const entry = failures.get(group) ?? { count: 0, examples: [] };
         entry.count++;
@@ -787,7 +800,11 @@ it(`${REQUESTS} requests derived from the OpenAPI document: no 5xx, every 4xx pr
   console.log(
     [
       `OpenAPI fuzz: ${requests.length} requests over ${operations.length} operations in ${Date.now() - started} ms (seed ${SEED})`,
-      ...[...tally].map(([op, c]) => `  ${op.padEnd(58)} ${['2xx', '4xx', '5xx'].map((f) => `${f} ${c[f] ?? 0}`.padEnd(10)).join(' ')}`),
+      ...[...tally].map(([op, c]) => {
+        const families = ['2xx', '4xx', '5xx'].map((f) => `${f} ${c[f] ?? 0}`.padEnd(9)).join(' ');
+        const codes = Object.entries(c).filter(([k]) => !/xx$/.test(k)).sort((a, b) => b[1] - a[1]).slice(0, 4);
+        return `  ${op.padEnd(54)} ${families} ${codes.map(([k, n]) => `${k} ${n}`).join(', ')}`;
+      }),
       `violations: ${[...failures.values()].reduce((n, f) => n + f.count, 0)} in ${failures.size} groups`,
       ...[...failures].map(([group, { count, examples }]) => `${group} (×${count})\n${examples.join('\n')}`),
     ].join('\n'),
