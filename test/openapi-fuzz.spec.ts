@@ -125,6 +125,9 @@ function encodeComponent(value: string): string {
   return out;
 }
 
+/** Over the 1 MiB body limit (413). */
+const OVERSIZED_BODY = JSON.stringify({ description: 'x'.repeat(1024 * 1024) });
+
 const pad = (n: number, width = 2) => String(Math.abs(n)).padStart(width, '0');
 /** `ms` written in local time at `offsetMinutes` (which may exceed what PostgreSQL accepts). */
 function instantAt(ms: number, offsetMinutes: number, zulu = false): string {
@@ -531,9 +534,13 @@ function requestArbitrary(fuzzer: SchemaFuzzer, document: any, operations: Opera
       );
     const body: fc.Arbitrary<{ payload: string; type: string } | null> = op.body
       ? fc.oneof(
-          { weight: 28, arbitrary: bodyOf(op.body).map((value) => ({ payload: serialise(value), type: 'application/json' })) },
+          {
+            weight: 28,
+            arbitrary: fc.tuple(bodyOf(op.body), fc.constantFrom('application/json', 'application/json', 'application/json; charset=utf-8', 'Application/JSON'))
+              .map(([value, type]) => ({ payload: serialise(value), type })),
+          },
           { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 3 }).map((value) => ({ payload: JSON.stringify(value), type: 'application/json' })) },
-          { weight: 1, arbitrary: fc.constantFrom('{', '{"amount":', '[1,2', '', 'nul', '{"a":1}}', '\uFEFF{}', '{"a":"\\ud800"}', '{"__proto__":{"x":1}}').map((payload) => ({ payload, type: 'application/json' })) },
+          { weight: 1, arbitrary: fc.constantFrom('{', '{"amount":', '[1,2', '', 'nul', '{"a":1}}', '\uFEFF{}', '{"a":"\\ud800"}', '{"__proto__":{"x":1}}', OVERSIZED_BODY).map((payload) => ({ payload, type: 'application/json' })) },
           {
             weight: 1,
             arbitrary: fc
@@ -561,8 +568,8 @@ function requestArbitrary(fuzzer: SchemaFuzzer, document: any, operations: Opera
       ? fc.oneof(independent, fc.constantFrom(...world.alerts).map((a) => op.pathParams.map((p) => (p.name === 'alertId' ? a.alertId : a.budgetId))))
       : independent;
     return fc
-      .record({ params, query, body, headers, role: auth })
-      .map(({ params, query, body, headers, role }) => {
+      .record({ params, query, body, headers, role: auth, requestId: sometimes(fc.oneof(fc.uuid(), text, fc.constant('x'.repeat(300))), 0.05) })
+      .map(({ params, query, body, headers, role, requestId }) => {
         let path = op.path;
         op.pathParams.forEach((p, i) => (path = path.replace(`{${p.name}}`, params[i])));
         const pairs = (query.slice(0, -1) as ([string, unknown][] | null)[]).flatMap((entries) => entries ?? []);
@@ -573,6 +580,7 @@ function requestArbitrary(fuzzer: SchemaFuzzer, document: any, operations: Opera
         // Header values travel as latin1 text: anything else is replaced before sending.
         for (const entry of headers) if (entry) sent[entry[0]] = entry[1].replace(/[^\x20-\x7e]/g, '?');
         if (body) sent['content-type'] = body.type;
+        if (requestId) sent['x-request-id'] = requestId.replace(/[^\x20-\x7e]/g, '?');
         return {
           operation: op.key,
           method: op.method,
