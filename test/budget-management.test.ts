@@ -7,7 +7,8 @@
  */
 import { DomainError } from '../src/common/errors/domain-error';
 import {
-  BudgetIntegrationService, BudgetRegistryService, BudgetTrackerService, type CreateBudgetRequest, type RecordUsageRequest,
+  BudgetHierarchyViewService, BudgetIntegrationService, BudgetRegistryService, BudgetTrackerService, type CreateBudgetRequest,
+  type RecordUsageRequest,
 } from '../src/types/budget';
 import { startFaultDatabase, type FaultDatabase } from './faults.support';
 import { createTestApp, type TestApp } from './setup/test-app';
@@ -70,7 +71,9 @@ describe('Budget management (the seed\'s test coverage)', () => {
       expect(hierarchy.budgets).toHaveLength(1);
       expect(hierarchy.budgets[0].ancestors.map((node) => node.id)).toEqual([org.id]);
       expect(hierarchy.budgets[0].subtree.id).toBe(team.id);
-      expect(hierarchy.budgets[0].budget.status).toMatchObject({ budgetId: team.id, currentAmount: 0, status: 'normal' });
+      // The view with statuses (GET /budgets/hierarchy/:type/:id) lives above the Usage module.
+      const withStatus = await t.app.get(BudgetHierarchyViewService).getHierarchyWithStatus('team', 'team-h');
+      expect(withStatus.budgets[0].budget.status).toMatchObject({ budgetId: team.id, currentAmount: 0, status: 'normal' });
     });
   });
 

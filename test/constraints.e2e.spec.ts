@@ -1,5 +1,5 @@
 import { Clock } from '../src/common/clock';
-import { BudgetTrackerService } from '../src/usage/budget-tracker.service';
+import { UsageEvents } from '../src/usage/usage.events';
 import { createTestApp, type TestApp, type TestResponse } from './setup/test-app';
 
 /**
@@ -235,7 +235,7 @@ describe('Constraint checks, alerts and the integration (HTTP)', () => {
       const budget = await createBudget({
         alerts: [{ id: 'eighty', threshold: 80, actions: ['notify'], notificationChannels: ['email'] }],
       });
-      const announce = jest.spyOn(t.app.get(BudgetTrackerService), 'announce');
+      const announce = jest.spyOn(t.app.get(UsageEvents), 'announce');
       await crossConcurrently(budget.id);
       const first = await historyRows(budget.id);
       expect(first.length).toBe(1);

@@ -25,9 +25,16 @@ export interface UpdateOptions {
   ifMatch?: string;
 }
 
-/** Adds status figures to hierarchy nodes; provided by the Usage module. */
-export interface BudgetStatusDecorator {
-  statusesFor(budgetIds: string[]): Promise<Map<string, unknown>>;
+/**
+ * The database keeps warning < critical (a CHECK). A request that gave only one of the two
+ * conflicts with the other as stored (or defaulted), so the field it changed is the one named.
+ */
+function namingChangedThreshold(error: unknown, dto: UpdateBudgetDto): unknown {
+  const { code, constraint } = (error ?? {}) as { code?: string; constraint?: string };
+  if (code !== '23514' || constraint !== 'budget_thresholds_ordered') return error;
+  return dto.criticalThreshold === undefined
+    ? validationFailed([{ field: 'warningThreshold', message: 'warningThreshold must be less than criticalThreshold' }])
+    : validationFailed([{ field: 'criticalThreshold', message: 'criticalThreshold must be greater than warningThreshold' }]);
 }
 
 /**
@@ -36,29 +43,22 @@ export interface BudgetStatusDecorator {
  */
 @Injectable()
 export class BudgetRegistryService {
-  private statusDecorator?: BudgetStatusDecorator;
-
   constructor(private readonly budgets: BudgetRepository) {}
-
-  /** Lets the Usage module put status figures on hierarchy nodes without a module cycle. */
-  useStatusDecorator(decorator: BudgetStatusDecorator): void {
-    this.statusDecorator = decorator;
-  }
 
   async createBudget(request: CreateBudgetDto, actor: string): Promise<BudgetResponseDto> {
     const dto = await validateInput(CreateBudgetDto, request);
-    const row = await this.budgets.insert(
-      {
-        ...this.toValues(dto),
-        recurring: dto.recurring ?? true,
-        timezone: dto.timezone ?? 'UTC',
-        enforcement: dto.enforcement ?? 'hard',
-        warningThreshold: dto.warningThreshold ?? 75,
-        criticalThreshold: dto.criticalThreshold ?? 90,
-        alerts: this.normaliseAlerts(dto.alerts ?? []),
-      },
-      actor.slice(0, 200) || 'anonymous',
-    );
+    const values: BudgetValues = {
+      ...this.toValues(dto),
+      recurring: dto.recurring ?? true,
+      timezone: dto.timezone ?? 'UTC',
+      enforcement: dto.enforcement ?? 'hard',
+      warningThreshold: dto.warningThreshold ?? 75,
+      criticalThreshold: dto.criticalThreshold ?? 90,
+      alerts: this.normaliseAlerts(dto.alerts ?? []),
+    };
+    const row = await this.budgets.insert(values, actor.slice(0, 200) || 'anonymous').catch((error: unknown) => {
+      throw namingChangedThreshold(error, dto);
+    });
     return this.map(row);
   }
 
@@ -85,7 +85,9 @@ export class BudgetRegistryService {
     if (dto.period !== undefined && dto.period !== 'custom' && dto.customPeriodDays === undefined) {
       changes.customPeriodDays = null;
     }
-    const outcome = await this.budgets.update(id, changes, this.parseIfMatch(options.ifMatch));
+    const outcome = await this.budgets.update(id, changes, this.parseIfMatch(options.ifMatch)).catch((error: unknown) => {
+      throw namingChangedThreshold(error, dto);
+    });
     if (outcome.kind === 'not-found') throw notFound('budget', id);
     if (outcome.kind === 'version-mismatch') {
       throw new DomainError(
@@ -114,12 +116,11 @@ export class BudgetRegistryService {
   }
 
   /**
-   * For each budget of the scope: its ancestor chain (root first) and its subtree, each node
-   * with its status when the Usage module provides one.
+   * For each budget of the scope: its ancestor chain (root first) and its subtree. The view with
+   * each node's status is served above the Usage module (src/constraint/budget-hierarchy-view.service.ts).
    */
   async getBudgetHierarchy(scopeType: ScopeType, scopeId: string): Promise<BudgetHierarchyDto> {
     const family = await this.budgets.findScopeFamily(scopeType, scopeId);
-    const statuses = this.statusDecorator ? await this.statusDecorator.statusesFor(family.map((b) => b.id)) : new Map();
     const byId = new Map(family.map((row) => [row.id, row]));
     const children = new Map<string, BudgetRow[]>();
     for (const row of family) {
@@ -127,7 +128,7 @@ export class BudgetRegistryService {
         children.set(row.parentId, [...(children.get(row.parentId) ?? []), row]);
       }
     }
-    const node = (row: BudgetRow): BudgetTreeNodeDto => ({ ...this.map(row), status: statuses.get(row.id) ?? null });
+    const node = (row: BudgetRow): BudgetTreeNodeDto => this.map(row);
     const subtree = (row: BudgetRow): BudgetTreeNodeDto => ({
       ...node(row),
       children: (children.get(row.id) ?? []).map(subtree),
@@ -224,7 +225,11 @@ export class BudgetRegistryService {
 
   private parseIfMatch(ifMatch: string | undefined): number | undefined {
     if (ifMatch === undefined || ifMatch.trim() === '*') return undefined;
-    const match = /^\s*(?:W\/)?"?(\d{1,9})"?\s*$/.exec(ifMatch);
+    // If-Match compares strongly (RFC 9110 §13.1.1): a weak ETag never matches (SPEC §12.1).
+    if (/^\s*W\/"[^"]*"\s*$/.test(ifMatch)) {
+      throw new DomainError(412, 'WEAK_ETAG', 'If-Match needs the strong ETag (e.g. "3") or the bare version; a weak ETag (W/"3") never matches.');
+    }
+    const match = /^\s*"?(\d{1,9})"?\s*$/.exec(ifMatch);
     if (!match) {
       throw new DomainError(400, 'INVALID_IF_MATCH', 'If-Match must be the budget\'s ETag (e.g. "3") or its version.', [
         { field: 'If-Match', message: 'must be an ETag such as "3" or a version number' },

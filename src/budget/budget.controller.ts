@@ -6,7 +6,6 @@ import { Actor } from '../common/auth/actor.decorator';
 import { ApiProblems } from '../common/errors/api-problems.decorator';
 import type { Page } from '../common/pagination';
 import { BudgetRegistryService } from './budget-registry.service';
-import { BudgetHierarchyDto } from './dto/budget-hierarchy.dto';
 import { BudgetPageDto, BudgetResponseDto } from './dto/budget-response.dto';
 import { CreateBudgetDto } from './dto/create-budget.dto';
 import { IdParamDto, ListBudgetsQueryDto, ScopeParamsDto } from './dto/list-budgets.query.dto';
@@ -47,18 +46,6 @@ export class BudgetController {
   @ApiProblems(400)
   listForScope(@Param() params: ScopeParamsDto): Promise<BudgetResponseDto[]> {
     return this.registry.listBudgetsForScope(params.type, params.id);
-  }
-
-  @Get('hierarchy/:type/:id')
-  @RequireRole('viewer')
-  @ApiOperation({
-    operationId: 'getBudgetHierarchy',
-    summary: 'Ancestor chain and subtree of each budget of a scope, with status',
-  })
-  @ApiOkResponse({ type: BudgetHierarchyDto })
-  @ApiProblems(400)
-  hierarchy(@Param() params: ScopeParamsDto): Promise<BudgetHierarchyDto> {
-    return this.registry.getBudgetHierarchy(params.type, params.id);
   }
 
   @Get(':id')

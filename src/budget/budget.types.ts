@@ -1,6 +1,12 @@
 export const SCOPE_TYPES = ['organization', 'team', 'user', 'project'] as const;
 export type ScopeType = (typeof SCOPE_TYPES)[number];
 
+/** One scope a request names (RelayCore's organizationId, teamId, userId, projectId). */
+export interface Scope {
+  type: ScopeType;
+  id: string;
+}
+
 export const BUDGET_PERIODS = ['daily', 'weekly', 'monthly', 'quarterly', 'annual', 'custom'] as const;
 export type BudgetPeriod = (typeof BUDGET_PERIODS)[number];
 

@@ -2,16 +2,32 @@ import { registerDecorator, validate, ValidateIf, ValidationError, ValidationOpt
 import { plainToInstance, Transform } from 'class-transformer';
 import { FieldError, validationFailed } from './errors/domain-error';
 
-const INSTANT = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
+const INSTANT = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?(?:Z|([+-])(\d{2}):?(\d{2}))$/;
+const MINUTE_MS = 60_000;
 
-/** A real calendar instant: no Feb 30, no year 0, no hour 24 (Date.parse would roll them over). */
-export function isInstant(value: unknown): boolean {
+/**
+ * An ISO 8601 / RFC 3339 instant in UTC (`2025-12-31T08:00:00Z`, the fraction kept as given), or
+ * undefined when the value is not a real one: no Feb 30, no hour 24, an offset up to ±23:59, and a
+ * UTC year from 1 to 9999. Every instant a request carries (body, query, cursor) goes through
+ * here before SQL, so PostgreSQL, which takes offsets up to ±15:59 only, never sees another form.
+ */
+export function toUtcInstant(value: unknown): string | undefined {
   const match = typeof value === 'string' ? INSTANT.exec(value) : null;
-  if (!match) return false;
+  if (!match) return undefined;
   const [year, month, day, hour, minute, second] = match.slice(1, 7).map((part) => Number(part ?? 0));
-  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
-  return year >= 1 && month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth && hour <= 23 && minute <= 59 &&
-    second <= 59 && !Number.isNaN(Date.parse(value as string));
+  const [sign, offsetHours, offsetMinutes] = [match[8], Number(match[9] ?? 0), Number(match[10] ?? 0)];
+  // setUTCFullYear, not Date.UTC, which reads years 0–99 as 1900–1999.
+  const wall = new Date(0);
+  wall.setUTCFullYear(year, month, 0);
+  const daysInMonth = wall.getUTCDate();
+  if (year < 1 || month < 1 || month > 12 || day < 1 || day > daysInMonth || hour > 23 || minute > 59 || second > 59) return undefined;
+  if (offsetHours > 23 || offsetMinutes > 59) return undefined;
+  wall.setUTCFullYear(year, month - 1, day);
+  wall.setUTCHours(hour, minute, second, 0);
+  const offsetMs = (sign === '-' ? -1 : 1) * (offsetHours * 60 + offsetMinutes) * MINUTE_MS;
+  const utc = new Date(wall.getTime() - offsetMs);
+  if (utc.getUTCFullYear() < 1 || utc.getUTCFullYear() > 9999) return undefined;
+  return `${utc.toISOString().slice(0, 19)}${match[7] ?? ''}Z`;
 }
 
 function custom(name: string, validate: (value: unknown) => boolean, message: string, options?: ValidationOptions) {
@@ -25,14 +41,24 @@ function custom(name: string, validate: (value: unknown) => boolean, message: st
     });
 }
 
-/** An ISO 8601 instant with a zone designator (Z or ±hh:mm), e.g. 2025-01-01T00:00:00Z. */
-export const IsInstant = (options?: ValidationOptions) =>
-  custom(
+/**
+ * An ISO 8601 instant with a zone designator (Z or ±hh:mm up to ±23:59), e.g.
+ * 2025-01-01T00:00:00Z, normalised to UTC as it is read (toUtcInstant): the one decorator of
+ * every instant field.
+ */
+export const UtcInstant = (options?: ValidationOptions) => {
+  const normalise = Transform(({ value }) => toUtcInstant(value) ?? value);
+  const validate = custom(
     'isInstant',
-    isInstant,
-    'must be an ISO 8601 instant with a time zone designator, e.g. 2025-01-01T00:00:00Z',
+    (value) => toUtcInstant(value) !== undefined,
+    'must be an ISO 8601 instant with a time zone designator (offsets up to ±23:59), e.g. 2025-01-01T00:00:00Z',
     options,
   );
+  return (target: object, propertyName: string) => {
+    normalise(target, propertyName);
+    validate(target, propertyName);
+  };
+};
 
 export const isValidTimeZone = (value: unknown): boolean => {
   if (typeof value !== 'string' || value.length > 64) return false;

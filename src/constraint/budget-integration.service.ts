@@ -1,15 +1,17 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { OnEvent } from '@nestjs/event-emitter';
-import type { ScopeType } from '../budget/budget.types';
+import type { Scope, ScopeType } from '../budget/budget.types';
 import { Clock } from '../common/clock';
 import { DomainError, validationFailed } from '../common/errors/domain-error';
 import { Decimal, toMoneyNumber } from '../common/money';
 import { validateInput } from '../common/validation';
-import { BUDGET_ALERT_TRIGGERED, BudgetTrackerService } from '../usage/budget-tracker.service';
-import type { FiredAlert } from '../usage/usage.repository';
-import { combineDecisions, decideBudget } from './constraint-decision';
-import { ConstraintRepository, type CheckContextRow, type Scope } from './constraint.repository';
-import { blockingBudget, toCheckContext } from './constraint.service';
+import { BudgetStatusService } from '../usage/budget-status.service';
+import { BudgetTrackerService } from '../usage/budget-tracker.service';
+import { BUDGET_ALERT_TRIGGERED, type FiredAlert } from '../usage/usage.events';
+import type { BudgetCheckContext } from './constraint-decision';
+import { blockingBudget } from './constraint.mapper';
+import { ConstraintRepository } from './constraint.repository';
+import { ConstraintService } from './constraint.service';
 import { ReservationService } from './reservation.service';
 import { IntegrationCheckDto, IntegrationScopesDto, IntegrationUsageDto } from './dto/check-constraints.dto';
 import type { IntegrationCheckResponseDto } from './dto/constraint-check-response.dto';
@@ -35,15 +37,18 @@ export function scopesOf(dto: IntegrationScopesDto): Scope[] {
 
 /**
  * The seed's Budget Integration: what RelayCore calls around every AI request. Multi-scope
- * checks decided together, usage recorded once per budget tree, summaries, alert monitoring.
+ * checks (through the one decision pipeline), usage recorded once per budget tree, summaries,
+ * alert monitoring.
  */
 @Injectable()
 export class BudgetIntegrationService {
   private readonly logger = new Logger(BudgetIntegrationService.name);
 
   constructor(
-    private readonly constraints: ConstraintRepository,
+    private readonly constraints: ConstraintService,
+    private readonly contexts: ConstraintRepository,
     private readonly tracker: BudgetTrackerService,
+    private readonly statuses: BudgetStatusService,
     private readonly reservations: ReservationService,
     private readonly clock: Clock,
   ) {}
@@ -53,14 +58,12 @@ export class BudgetIntegrationService {
     const dto = await validateInput(IntegrationCheckDto, request);
     const scopes = scopesOf(dto);
     const estimate = new Decimal(String(dto.estimatedCost));
-    const rows = await this.constraints.checkContext([], scopes, this.clock.now());
-    this.assertCurrency(rows, dto.currency);
-    const contexts = rows.map(toCheckContext);
-    const decisions = contexts.map((context) => decideBudget(context, estimate, dto.modelId));
-    const combined = combineDecisions(decisions, contexts, dto.modelId);
+    const decided = await this.constraints.decide({ scopes }, estimate, dto.modelId);
+    const { contexts, decisions, combined } = decided;
+    this.assertCurrency(contexts, dto.currency);
     const answer: IntegrationCheckResponseDto = {
       canProceed: combined.canProceed,
-      reason: combined.reason ?? (rows.length ? undefined : 'No budget applies to these scopes, so nothing constrains this request.'),
+      reason: combined.reason ?? (contexts.length ? undefined : 'No budget applies to these scopes, so nothing constrains this request.'),
       requiresApproval: combined.requiresApproval,
       suggestedModel: combined.suggestedModel,
       suggestedActions: combined.suggestedActions,
@@ -74,49 +77,40 @@ export class BudgetIntegrationService {
         scopeId: contexts[index].scopeId,
       })),
     };
-    if (!dto.reserve || !rows.length) return answer;
-    return this.reservations.holdFor(answer, combined, {
+    if (!dto.reserve || !contexts.length) return answer;
+    return this.reservations.holdFor(answer, decided, {
       scopes,
       amount: estimate.toFixed(),
       currency: dto.currency,
       ttlSeconds: dto.reservationTtlSeconds,
       modelId: combined.suggestedModel ?? dto.modelId,
       actor,
-    }, decisions);
+    });
   }
 
   /** Records the request's actual cost once per budget tree, idempotent on requestId, in one transaction. */
   async recordUsage(request: IntegrationUsageDto): Promise<IntegrationUsageResponseDto> {
     const dto = await validateInput(IntegrationUsageDto, request);
-    const scopes = scopesOf(dto);
-    // The same normalisation, time rule and request hash as a single-budget usage write.
-    const { budgetId: _none, idempotencyKey: _key, ...write } = this.tracker.toWrite(
-      '',
-      { ...dto, source: dto.source ?? 'relaycore', metadata: dto.metadata ?? null },
-      dto.requestId,
-    );
-    const rows = await this.constraints.recordIntegrationUsage(scopes, write);
-    for (const row of rows) for (const alert of row.fired_alerts ?? []) this.tracker.announce(alert);
-    return {
-      requestId: dto.requestId,
-      replayed: rows.length > 0 && rows.every((row) => row.replayed),
-      records: rows.map((row) => this.tracker.mapRecord(row)),
-    };
+    const outcome = await this.tracker.recordScopedUsage(scopesOf(dto), {
+      ...dto,
+      source: dto.source ?? 'relaycore',
+      metadata: dto.metadata ?? null,
+    });
+    return { requestId: dto.requestId, ...outcome };
   }
 
   /** Each applicable budget (the scopes' budgets and their ancestors) with its status. */
   async getSummary(request: IntegrationScopesDto): Promise<IntegrationSummaryDto> {
     const dto = await validateInput(IntegrationScopesDto, request);
-    const scopes = scopesOf(dto);
-    const rows = await this.constraints.checkContext([], scopes, this.clock.now());
+    const rows = await this.contexts.checkContext([], scopesOf(dto), this.clock.now());
     return {
       budgets: rows.map((row) => ({
-        budgetId: row.budget_id,
+        budgetId: row.budgetId,
         name: row.name,
-        scopeType: row.scope_type,
-        scopeId: row.scope_id,
-        parentId: row.parent_id,
-        status: this.tracker.mapStatus({ ...row, last_usage_at: null }),
+        scopeType: row.scopeType,
+        scopeId: row.scopeId,
+        parentId: row.parentId,
+        status: this.statuses.describe({ ...row, lastUsageAt: null }),
       })),
     };
   }
@@ -130,13 +124,14 @@ export class BudgetIntegrationService {
     );
   }
 
-  private assertCurrency(rows: CheckContextRow[], currency: string): void {
-    const other = rows.find((row) => row.currency !== currency);
+  /** Only active budgets take the request's usage, so only they can refuse its currency (SPEC §12.1). */
+  private assertCurrency(contexts: BudgetCheckContext[], currency: string): void {
+    const other = contexts.find((context) => context.active && context.currency !== currency);
     if (other) {
       throw new DomainError(
         422,
         'CURRENCY_MISMATCH',
-        `Budget "${other.name}" (${other.scope_type} ${other.scope_id}) counts in ${other.currency}; the request is in ${currency}.`,
+        `Budget "${other.name}" (${other.scopeType} ${other.scopeId}) counts in ${other.currency}; the request is in ${currency}.`,
       );
     }
   }

@@ -1,6 +1,9 @@
-import { Module } from '@nestjs/common';
+import { Global, Module } from '@nestjs/common';
+import { BudgetModule } from '../budget/budget.module';
 import { UsageModule } from '../usage/usage.module';
-import { CONSTRAINT_CHECKER } from '../usage/budget-tracker.service';
+import { CONSTRAINT_CHECKER } from '../usage/constraint-checker';
+import { BudgetHierarchyController } from './budget-hierarchy.controller';
+import { BudgetHierarchyViewService } from './budget-hierarchy-view.service';
 import { BudgetIntegrationService } from './budget-integration.service';
 import { ConstraintController } from './constraint.controller';
 import { ConstraintRepository } from './constraint.repository';
@@ -10,17 +13,24 @@ import { ReservationController } from './reservation.controller';
 import { ReservationRepository } from './reservation.repository';
 import { ReservationService } from './reservation.service';
 
+/**
+ * Decisions: checks, reservations, alerts, the RelayCore integration and the hierarchy view.
+ * Global only to hand the Usage module its CONSTRAINT_CHECKER (a token Usage owns) without Usage
+ * importing this module: the one door upward is that interface, bound here once.
+ */
+@Global()
 @Module({
-  imports: [UsageModule],
-  controllers: [ConstraintController, IntegrationController, ReservationController],
+  imports: [BudgetModule, UsageModule],
+  controllers: [ConstraintController, IntegrationController, ReservationController, BudgetHierarchyController],
   providers: [
     ConstraintService,
     ConstraintRepository,
     BudgetIntegrationService,
+    BudgetHierarchyViewService,
     ReservationService,
     ReservationRepository,
     { provide: CONSTRAINT_CHECKER, useExisting: ConstraintService },
   ],
-  exports: [ConstraintService, BudgetIntegrationService, ReservationService],
+  exports: [ConstraintService, BudgetIntegrationService, ReservationService, CONSTRAINT_CHECKER],
 })
 export class ConstraintModule {}

@@ -1,61 +1,59 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import type { BudgetAlertConfig, ModelPolicy, ScopeType } from '../budget/budget.types';
-import type { ActiveAlertJson, RecordedUsageRow, UsageWrite } from '../usage/usage.repository';
+import type { BudgetAlertConfig, ModelPolicy, Scope, ScopeType } from '../budget/budget.types';
+import type { ActiveAlertJson } from '../usage/usage.events';
 
+/** Everything a check decides on about one budget, from `budget_check_context`. */
 export interface CheckContextRow {
-  budget_id: string;
+  budgetId: string;
   name: string;
-  scope_type: ScopeType;
-  scope_id: string;
-  parent_id: string | null;
-  is_seed: boolean;
+  scopeType: ScopeType;
+  scopeId: string;
+  parentId: string | null;
+  isSeed: boolean;
   amount: string;
   currency: string;
-  warning_threshold: string;
-  critical_threshold: string;
+  warningThreshold: string;
+  criticalThreshold: string;
   enforcement: 'hard' | 'soft';
-  period_start: Date;
-  period_end: Date;
+  periodStart: Date;
+  periodEnd: Date;
   active: boolean;
-  current_amount: string;
-  reserved_amount: string;
-  usage_count: string;
-  updated_at: Date;
-  active_alerts: ActiveAlertJson[];
-  alert_rules: BudgetAlertConfig[];
-  model_policy: ModelPolicy | null;
+  currentAmount: string;
+  reservedAmount: string;
+  usageCount: string;
+  updatedAt: Date;
+  activeAlerts: ActiveAlertJson[];
+  alertRules: BudgetAlertConfig[];
+  modelPolicy: ModelPolicy | null;
 }
 
 export interface AlertHistoryRow {
   id: string;
-  budget_id: string;
-  alert_id: string;
+  budgetId: string;
+  alertId: string;
   threshold: string;
-  alert_type: string;
-  period_start: Date;
-  triggered_at: Date;
-  percent_used: string;
+  alertType: string;
+  periodStart: Date;
+  triggeredAt: Date;
+  percentUsed: string;
   amount: string;
   actions: string[];
-  notification_channels: string[];
-  usage_record_id: string | null;
-  acknowledged_at: Date | null;
-  acknowledged_by: string | null;
+  notificationChannels: string[];
+  usageRecordId: string | null;
+  acknowledgedAt: Date | null;
+  acknowledgedBy: string | null;
   note: string | null;
 }
 
-export interface Scope {
-  type: ScopeType;
-  id: string;
-}
+const ALERT_COLUMNS = `h.id, h.budget_id AS "budgetId", h.alert_id AS "alertId", h.threshold::text AS threshold,
+  h.alert_type AS "alertType", h.period_start AS "periodStart", h.triggered_at AS "triggeredAt",
+  h.percent_used::text AS "percentUsed", h.amount::text AS amount, h.actions,
+  h.notification_channels AS "notificationChannels", h.usage_record_id AS "usageRecordId",
+  h.acknowledged_at AS "acknowledgedAt", h.acknowledged_by AS "acknowledgedBy", h.note`;
 
-const ALERT_COLUMNS = `h.id, h.budget_id, h.alert_id, h.threshold::text AS threshold, h.alert_type, h.period_start,
-  h.triggered_at, h.percent_used::text AS percent_used, h.amount::text AS amount, h.actions, h.notification_channels,
-  h.usage_record_id, h.acknowledged_at, h.acknowledged_by, h.note`;
-
-/** Every statement of constraint checks, alerts and the integration; each method is one round trip. */
+/** Every statement of constraint checks and alerts; each method is one round trip. */
 @Injectable()
 export class ConstraintRepository {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
@@ -63,29 +61,14 @@ export class ConstraintRepository {
   /** The budgets named (by id or by scope) and all their ancestors, most specific first. */
   checkContext(budgetIds: string[], scopes: Scope[], at: Date): Promise<CheckContextRow[]> {
     return this.dataSource.query(
-      `SELECT budget_id, name, scope_type, scope_id, parent_id, is_seed, amount::text AS amount, currency,
-              warning_threshold::text AS warning_threshold, critical_threshold::text AS critical_threshold,
-              enforcement, period_start, period_end, active, current_amount::text AS current_amount,
-              reserved_amount::text AS reserved_amount, usage_count::text AS usage_count, updated_at,
-              active_alerts, alert_rules, model_policy
+      `SELECT budget_id AS "budgetId", name, scope_type AS "scopeType", scope_id AS "scopeId", parent_id AS "parentId",
+              is_seed AS "isSeed", amount::text AS amount, currency, warning_threshold::text AS "warningThreshold",
+              critical_threshold::text AS "criticalThreshold", enforcement, period_start AS "periodStart",
+              period_end AS "periodEnd", active, current_amount::text AS "currentAmount",
+              reserved_amount::text AS "reservedAmount", usage_count::text AS "usageCount", updated_at AS "updatedAt",
+              active_alerts AS "activeAlerts", alert_rules AS "alertRules", model_policy AS "modelPolicy"
        FROM budget_check_context($1::uuid[], $2::text[], $3::text[], $4::timestamptz)`,
       [budgetIds, scopes.map((s) => s.type), scopes.map((s) => s.id), at.toISOString()],
-    );
-  }
-
-  /** Records an AI request once per budget tree of its scopes, in one transaction. */
-  recordIntegrationUsage(scopes: Scope[], write: Omit<UsageWrite, 'budgetId' | 'idempotencyKey'>): Promise<RecordedUsageRow[]> {
-    return this.dataSource.query(
-      `SELECT replayed, id, budget_id, amount::text AS amount, currency, source, description, model_id, user_id,
-              team_id, project_id, request_id, reservation_id, metadata, occurred_at, recorded_at, fired_alerts
-       FROM record_integration_usage($1::text[], $2::text[], $3::numeric, $4, $5, $6, $7, $8, $9, $10, $11, $12,
-                                     $13::jsonb, $14::timestamptz, $15::uuid)`,
-      [
-        scopes.map((s) => s.type), scopes.map((s) => s.id), write.amount, write.currency, write.source,
-        write.description, write.modelId, write.userId, write.teamId, write.projectId, write.requestId,
-        write.requestHash, write.metadata === null ? null : JSON.stringify(write.metadata),
-        write.occurredAt.toISOString(), write.reservationId,
-      ],
     );
   }
 

@@ -1,103 +1,96 @@
 import { Injectable } from '@nestjs/common';
+import type { Scope } from '../budget/budget.types';
 import { Clock } from '../common/clock';
 import { DomainError, notFound } from '../common/errors/domain-error';
-import { Decimal, toMoneyNumber } from '../common/money';
+import { Decimal } from '../common/money';
 import { validateInput } from '../common/validation';
-import { BudgetTrackerService, type ConstraintChecker } from '../usage/budget-tracker.service';
-import {
-  combineDecisions, decideBudget, type BudgetCheckContext, type BudgetDecision, type CombinedDecision,
-} from './constraint-decision';
-import { ConstraintRepository, type AlertHistoryRow, type CheckContextRow } from './constraint.repository';
+import { BudgetStatusService } from '../usage/budget-status.service';
+import type { ConstraintChecker } from '../usage/constraint-checker';
+import { decideTogether, type BudgetCheckContext, type BudgetDecision, type CombinedDecision } from './constraint-decision';
+import { toAlertHistory, toCheckContext, toCheckResponse } from './constraint.mapper';
+import { ConstraintRepository, type CheckContextRow } from './constraint.repository';
 import { CheckConstraintsDto } from './dto/check-constraints.dto';
 import { ReservationService } from './reservation.service';
-import type { BlockingBudgetDto, BudgetConstraintCheckDto } from './dto/constraint-check-response.dto';
+import type { BudgetConstraintCheckDto } from './dto/constraint-check-response.dto';
 import type { AcknowledgeAlertDto, AlertHistoryDto } from './dto/alert-history.dto';
 
-export function toCheckContext(row: CheckContextRow): BudgetCheckContext {
-  return {
-    budgetId: row.budget_id,
-    name: row.name,
-    scopeType: row.scope_type,
-    scopeId: row.scope_id,
-    parentId: row.parent_id,
-    limit: row.amount,
-    currency: row.currency,
-    enforcement: row.enforcement,
-    warningThreshold: row.warning_threshold,
-    criticalThreshold: row.critical_threshold,
-    alerts: row.alert_rules ?? [],
-    modelPolicy: row.model_policy,
-    periodStart: row.period_start,
-    periodEnd: row.period_end,
-    active: row.active,
-    currentAmount: row.current_amount,
-    reservedAmount: row.reserved_amount,
-    triggeredAlertIds: (row.active_alerts ?? []).map((alert) => alert.alertId),
-  };
+/** What a check is about: one budget (and its ancestors), or the budgets of a request's scopes (and theirs). */
+export type CheckTarget = { budgetId: string } | { scopes: Scope[] };
+
+/**
+ * The budgets a request takes part in: the named ones (by id or scope) active at the request's
+ * instant and all their ancestors, where its usage is recorded and rolls up (SPEC §12.1). A named
+ * budget that is not active stays, decided as inactive to say why it does not constrain; an
+ * ancestor reached only through such a budget is left out, as a usage would not reach it.
+ */
+function takingPart(rows: CheckContextRow[]): CheckContextRow[] {
+  const byId = new Map(rows.map((row) => [row.budgetId, row]));
+  const kept = new Set(rows.filter((row) => row.isSeed).map((row) => row.budgetId));
+  for (const seed of rows.filter((row) => row.isSeed && row.active)) {
+    let parent = seed.parentId ? byId.get(seed.parentId) : undefined;
+    while (parent) {
+      kept.add(parent.budgetId);
+      parent = parent.parentId ? byId.get(parent.parentId) : undefined;
+    }
+  }
+  return rows.filter((row) => kept.has(row.budgetId));
 }
 
-export function blockingBudget(decision: BudgetDecision | undefined): BlockingBudgetDto | undefined {
-  return decision
-    ? { budgetId: decision.budgetId, name: decision.budgetName, remaining: decision.remaining, resetsAt: decision.resetsAt }
-    : undefined;
-}
-
-/** One budget's answer, with the verdict of the whole chain it belongs to. */
-export function toCheckResponse(own: BudgetDecision, combined: CombinedDecision): BudgetConstraintCheckDto {
-  const { budgetName: _name, alertActions: _actions, ...figures } = own;
-  return {
-    ...figures,
-    rule: combined.rule,
-    canProceed: combined.canProceed,
-    reason: combined.reason ?? own.reason,
-    requiresApproval: combined.requiresApproval,
-    suggestedActions: combined.suggestedActions,
-    suggestedModel: combined.suggestedModel ?? own.suggestedModel,
-    blockedBy: blockingBudget(combined.blockedBy),
-  };
+/** The outcome of the decision pipeline: every budget decided on, and their combined verdict. */
+export interface Decided {
+  contexts: BudgetCheckContext[];
+  decisions: BudgetDecision[];
+  combined: CombinedDecision;
 }
 
 /**
- * Single-budget constraint checks (the SPEC §3 ladder over the budget and its ancestors, since
- * its usage rolls up into them) and the alert history of a budget.
+ * Constraint checks (the SPEC §3 ladder over the budgets a request's usage would count toward)
+ * and the alert history of a budget. `decide()` is the one pipeline of every check, single-budget
+ * and integration alike.
  */
 @Injectable()
 export class ConstraintService implements ConstraintChecker {
   constructor(
     private readonly constraints: ConstraintRepository,
-    private readonly tracker: BudgetTrackerService,
+    private readonly statuses: BudgetStatusService,
     private readonly reservations: ReservationService,
     private readonly clock: Clock,
   ) {}
+
+  /**
+   * Reads everything the decision needs in one round trip, applies the ladder to each budget and
+   * combines the answers: the request proceeds only if every budget allows it.
+   */
+  async decide(target: CheckTarget, estimate: Decimal, modelId: string | undefined): Promise<Decided> {
+    const byId = 'budgetId' in target;
+    const rows = await this.constraints.checkContext(byId ? [target.budgetId] : [], byId ? [] : target.scopes, this.clock.now());
+    const contexts = takingPart(rows).map(toCheckContext);
+    if (byId && !contexts.some((context) => context.budgetId === target.budgetId)) throw notFound('budget', target.budgetId);
+    return { contexts, ...decideTogether(contexts, estimate, modelId) };
+  }
 
   /** `actor` names who placed a hold (reserve: true); the controller checks the role first. */
   async checkBudget(budgetId: string, request: CheckConstraintsDto, actor?: string): Promise<BudgetConstraintCheckDto> {
     const dto = await validateInput(CheckConstraintsDto, request);
     const estimate = new Decimal(String(dto.estimatedCost));
-    const rows = await this.constraints.checkContext([budgetId], [], this.clock.now());
-    const contexts = rows.map(toCheckContext);
-    const ownIndex = contexts.findIndex((context) => context.budgetId === budgetId);
-    if (ownIndex < 0) throw notFound('budget', budgetId);
-    const own = decideBudget(contexts[ownIndex], estimate, dto.modelId);
-    // An inactive budget takes no usage, so neither it nor its ancestors constrain this request.
-    const decided = own.rule === 'inactive' ? [own] : contexts.map((context) => decideBudget(context, estimate, dto.modelId));
-    const combined = combineDecisions(decided, own.rule === 'inactive' ? [contexts[ownIndex]] : contexts, dto.modelId);
-    const answer = toCheckResponse(own, combined);
+    const decided = await this.decide({ budgetId }, estimate, dto.modelId);
+    const own = decided.decisions.find((decision) => decision.budgetId === budgetId)!;
+    const answer = toCheckResponse(own, decided.combined);
     if (!dto.reserve || own.rule === 'inactive') return answer;
-    return this.reservations.holdFor(answer, combined, {
+    return this.reservations.holdFor(answer, decided, {
       budgetIds: [budgetId],
       amount: estimate.toFixed(),
       currency: own.currency,
       ttlSeconds: dto.reservationTtlSeconds,
-      modelId: combined.suggestedModel ?? dto.modelId,
+      modelId: decided.combined.suggestedModel ?? dto.modelId,
       actor,
-    }, decided);
+    });
   }
 
   async listAlerts(budgetId: string, all: boolean): Promise<AlertHistoryDto[]> {
-    const status = await this.tracker.getBudgetStatus(budgetId);
+    const status = await this.statuses.getStatus(budgetId);
     const rows = await this.constraints.listAlerts(budgetId, all ? null : new Date(status.periodStart));
-    return rows.map((row) => this.mapAlert(row));
+    return rows.map(toAlertHistory);
   }
 
   async acknowledgeAlert(budgetId: string, historyId: string, actor: string, body: AcknowledgeAlertDto = {}): Promise<AlertHistoryDto> {
@@ -105,26 +98,6 @@ export class ConstraintService implements ConstraintChecker {
     if (!row) {
       throw new DomainError(404, 'ALERT_NOT_FOUND', `Budget ${budgetId} has no triggered alert ${historyId}.`);
     }
-    return this.mapAlert(row);
-  }
-
-  private mapAlert(row: AlertHistoryRow): AlertHistoryDto {
-    return {
-      id: row.id,
-      budgetId: row.budget_id,
-      alertId: row.alert_id,
-      threshold: Number(row.threshold),
-      type: row.alert_type as AlertHistoryDto['type'],
-      periodStart: row.period_start.toISOString(),
-      triggeredAt: row.triggered_at.toISOString(),
-      percentUsed: new Decimal(row.percent_used).toDecimalPlaces(2).toNumber(),
-      amount: toMoneyNumber(row.amount),
-      actions: row.actions as AlertHistoryDto['actions'],
-      notificationChannels: row.notification_channels,
-      usageRecordId: row.usage_record_id,
-      acknowledgedAt: row.acknowledged_at ? row.acknowledged_at.toISOString() : null,
-      acknowledgedBy: row.acknowledged_by,
-      note: row.note,
-    };
+    return toAlertHistory(row);
   }
 }

@@ -1,13 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import type { Scope } from './constraint.repository';
+import type { Scope } from '../budget/budget.types';
 
 export interface PlacedReservation {
   granted: boolean;
-  reservation_id: string | null;
-  expires_at: Date | null;
-  blocking_budget_id: string | null;
+  reservationId: string | null;
+  expiresAt: Date | null;
+  blockingBudgetId: string | null;
 }
 
 export interface ReservationRequest {
@@ -30,7 +30,7 @@ export class ReservationRepository {
   /** The hard-limit test and the hold, atomically under the cache row locks of every budget involved. */
   async place(request: ReservationRequest): Promise<PlacedReservation> {
     const rows = await this.dataSource.query(
-      `SELECT granted, reservation_id, expires_at, blocking_budget_id
+      `SELECT granted, reservation_id AS "reservationId", expires_at AS "expiresAt", blocking_budget_id AS "blockingBudgetId"
        FROM place_reservation($1::uuid[], $2::text[], $3::text[], $4::numeric, $5, $6, $7, $8, $9, $10::timestamptz)`,
       [
         request.budgetIds, request.scopes.map((s) => s.type), request.scopes.map((s) => s.id), request.amount,

@@ -2,8 +2,8 @@ import { Injectable, Logger } from '@nestjs/common';
 import { Interval } from '@nestjs/schedule';
 import { Clock } from '../common/clock';
 import { DomainError } from '../common/errors/domain-error';
+import type { Scope } from '../budget/budget.types';
 import type { BudgetDecision, CombinedDecision, DecisionRule } from './constraint-decision';
-import type { Scope } from './constraint.repository';
 import { ReservationRepository } from './reservation.repository';
 
 export const DEFAULT_RESERVATION_TTL_SECONDS = 300;
@@ -51,18 +51,17 @@ export class ReservationService {
       createdBy: request.actor ?? 'anonymous',
       at: this.clock.now(),
     });
-    if (!placed.granted) return { blockingBudgetId: placed.blocking_budget_id ?? undefined };
-    return placed.reservation_id
-      ? { reservationId: placed.reservation_id, reservationExpiresAt: placed.expires_at!.toISOString() }
+    if (!placed.granted) return { blockingBudgetId: placed.blockingBudgetId ?? undefined };
+    return placed.reservationId
+      ? { reservationId: placed.reservationId, reservationExpiresAt: placed.expiresAt!.toISOString() }
       : {};
   }
 
   /** Adds the hold to a "yes" (or turns it into a "no" when concurrent holds took the room). */
   async holdFor<T extends { canProceed: boolean; reason?: string; blockedBy?: unknown; rule: DecisionRule }>(
     answer: T,
-    combined: CombinedDecision,
+    { combined, decisions }: { combined: CombinedDecision; decisions: BudgetDecision[] },
     request: HoldRequest,
-    decisions: BudgetDecision[],
   ): Promise<T & HoldOutcome> {
     if (!combined.canProceed) return answer;
     const outcome = await this.hold(request);

@@ -5,7 +5,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { Pool } from 'pg';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/configuration';
-import { BUDGET_ALERT_TRIGGERED } from '../usage/budget-tracker.service';
+import { BUDGET_ALERT_TRIGGERED } from '../usage/usage.events';
 
 /** The route label of a request that matched no route (a 404): raw URLs would explode the label set. */
 export const UNMATCHED_ROUTE = 'unmatched';

@@ -15,3 +15,5 @@ export type { BudgetConstraintCheckDto as BudgetConstraintCheck } from '../const
 export { BudgetRegistryService } from '../budget/budget-registry.service';
 export { BudgetTrackerService } from '../usage/budget-tracker.service';
 export { BudgetIntegrationService } from '../constraint/budget-integration.service';
+/** The hierarchy of a scope with every node's status (`GET /budgets/hierarchy/:type/:id`). */
+export { BudgetHierarchyViewService } from '../constraint/budget-hierarchy-view.service';

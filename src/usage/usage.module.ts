@@ -1,13 +1,20 @@
 import { Module } from '@nestjs/common';
 import { BudgetModule } from '../budget/budget.module';
+import { BudgetStatusService } from './budget-status.service';
 import { BudgetTrackerService } from './budget-tracker.service';
 import { UsageController } from './usage.controller';
+import { UsageEvents } from './usage.events';
 import { UsageRepository } from './usage.repository';
 
+/**
+ * The ledger, the status cache and real-time status. `BudgetTrackerService` needs the
+ * CONSTRAINT_CHECKER (src/usage/constraint-checker.ts), which the Constraint module provides
+ * globally, so this module never imports a room above it.
+ */
 @Module({
   imports: [BudgetModule],
   controllers: [UsageController],
-  providers: [BudgetTrackerService, UsageRepository],
-  exports: [BudgetTrackerService, UsageRepository],
+  providers: [BudgetTrackerService, BudgetStatusService, UsageRepository, UsageEvents],
+  exports: [BudgetTrackerService, BudgetStatusService],
 })
 export class UsageModule {}

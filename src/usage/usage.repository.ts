@@ -1,46 +1,37 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource, EntityManager } from 'typeorm';
+import { DataSource } from 'typeorm';
 
+import type { Scope } from '../budget/budget.types';
+import type { ActiveAlertJson, FiredAlert } from './usage.events';
+
+/** One ledger line as the repository returns it (money as exact NUMERIC text). */
 export interface UsageRow {
   id: string;
-  budget_id: string;
+  budgetId: string;
   amount: string;
   currency: string;
   source: string;
   description: string | null;
-  model_id: string | null;
-  user_id: string | null;
-  team_id: string | null;
-  project_id: string | null;
-  request_id: string | null;
-  reservation_id: string | null;
+  modelId: string | null;
+  userId: string | null;
+  teamId: string | null;
+  projectId: string | null;
+  requestId: string | null;
+  reservationId: string | null;
   metadata: Record<string, unknown> | null;
-  occurred_at: Date;
-  recorded_at: Date;
+  occurredAt: Date;
+  recordedAt: Date;
   /** occurred_at with microseconds, the pagination key. */
-  occurred_key?: string;
-}
-
-export interface FiredAlert {
-  id: string;
-  budgetId: string;
-  alertId: string;
-  threshold: number;
-  type: string;
-  percentUsed: number;
-  amount: number;
-  actions: string[];
-  notificationChannels: string[];
-  periodStart: string;
-  triggeredAt: string;
+  occurredKey?: string;
 }
 
 export interface RecordedUsageRow extends UsageRow {
   replayed: boolean;
-  fired_alerts: FiredAlert[];
+  firedAlerts: FiredAlert[];
 }
 
+/** A usage as `record_usage` takes it, built by usage-write.ts. */
 export interface UsageWrite {
   budgetId: string;
   amount: string;
@@ -62,42 +53,28 @@ export interface UsageWrite {
 export interface BatchRow extends RecordedUsageRow {
   ordinal: number;
   status: number;
-  error_code: string | null;
-  error_detail: string | null;
+  errorCode: string | null;
+  errorDetail: string | null;
 }
 
 /** One row of `get_budget_status`: the cache row and the budget's settings. */
 export interface StatusRow {
-  budget_id: string;
+  budgetId: string;
   amount: string;
   currency: string;
-  warning_threshold: string;
-  critical_threshold: string;
+  warningThreshold: string;
+  criticalThreshold: string;
   enforcement: string;
-  period_start: Date;
-  period_end: Date;
+  periodStart: Date;
+  periodEnd: Date;
   active: boolean;
-  current_amount: string;
-  usage_count: string;
-  last_usage_at: Date | null;
-  updated_at: Date;
-  active_alerts: ActiveAlertJson[];
+  currentAmount: string;
+  usageCount: string;
+  lastUsageAt: Date | null;
+  updatedAt: Date;
+  activeAlerts: ActiveAlertJson[];
   /** Held by open, unexpired reservations. */
-  reserved_amount: string;
-}
-
-export interface ActiveAlertJson {
-  id: string;
-  alertId: string;
-  threshold: number | string;
-  type: string;
-  triggeredAt: string;
-  percentUsed: number | string;
-  amount: number | string;
-  actions: string[];
-  acknowledged: boolean;
-  acknowledgedAt: string | null;
-  acknowledgedBy: string | null;
+  reservedAmount: string;
 }
 
 export interface HistoryFilter {
@@ -114,19 +91,39 @@ export interface HistoryFilter {
 
 export interface SummaryRow {
   grouping: number;
-  model_id: string | null;
+  modelId: string | null;
   source: string | null;
-  user_id: string | null;
+  userId: string | null;
   day: string | null;
   total: string;
   count: string;
-  range_from: Date;
-  range_to: Date;
+  rangeFrom: Date;
+  rangeTo: Date;
 }
 
+/** The columns of a ledger line, as UsageRow names them. */
 const USAGE_COLUMNS = `
-  r.id, r.budget_id, r.amount::text AS amount, r.currency, r.source, r.description, r.model_id, r.user_id,
-  r.team_id, r.project_id, r.request_id, r.reservation_id, r.metadata, r.occurred_at, r.recorded_at`;
+  r.id, r.budget_id AS "budgetId", r.amount::text AS amount, r.currency, r.source, r.description,
+  r.model_id AS "modelId", r.user_id AS "userId", r.team_id AS "teamId", r.project_id AS "projectId",
+  r.request_id AS "requestId", r.reservation_id AS "reservationId", r.metadata, r.occurred_at AS "occurredAt",
+  r.recorded_at AS "recordedAt"`;
+
+/** The columns record_usage, record_usage_batch and record_integration_usage return, as RecordedUsageRow names them. */
+const RECORDED_COLUMNS = `
+  replayed, id, budget_id AS "budgetId", amount::text AS amount, currency, source, description,
+  model_id AS "modelId", user_id AS "userId", team_id AS "teamId", project_id AS "projectId",
+  request_id AS "requestId", reservation_id AS "reservationId", metadata, occurred_at AS "occurredAt",
+  recorded_at AS "recordedAt", fired_alerts AS "firedAlerts"`;
+
+/** The columns of get_budget_status(es), as StatusRow names them. */
+const STATUS_COLUMNS = `
+  budget_id AS "budgetId", amount::text AS amount, currency, warning_threshold::text AS "warningThreshold",
+  critical_threshold::text AS "criticalThreshold", enforcement, period_start AS "periodStart",
+  period_end AS "periodEnd", active, current_amount::text AS "currentAmount", usage_count::text AS "usageCount",
+  last_usage_at AS "lastUsageAt", updated_at AS "updatedAt", active_alerts AS "activeAlerts",
+  budget_reserved_amount(budget_id, $2::timestamptz)::text AS "reservedAmount"`;
+
+const metadataParam = (write: Pick<UsageWrite, 'metadata'>) => (write.metadata === null ? null : JSON.stringify(write.metadata));
 
 /** Every statement of the usage ledger; each public method is one round trip. */
 @Injectable()
@@ -134,15 +131,14 @@ export class UsageRepository {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
   /** Records one usage (or replays it) through `record_usage`: validation, idempotency, cache and alerts in SQL. */
-  async record(write: UsageWrite, manager: EntityManager = this.dataSource.manager): Promise<RecordedUsageRow> {
-    const rows = await manager.query(
-      `SELECT replayed, id, budget_id, amount::text AS amount, currency, source, description, model_id, user_id,
-              team_id, project_id, request_id, reservation_id, metadata, occurred_at, recorded_at, fired_alerts
+  async record(write: UsageWrite): Promise<RecordedUsageRow> {
+    const rows = await this.dataSource.query(
+      `SELECT ${RECORDED_COLUMNS}
        FROM record_usage($1, $2::numeric, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14::timestamptz, $15::uuid)`,
       [
         write.budgetId, write.amount, write.currency, write.source, write.description, write.modelId, write.userId,
         write.teamId, write.projectId, write.requestId, write.idempotencyKey, write.requestHash,
-        write.metadata === null ? null : JSON.stringify(write.metadata), write.occurredAt.toISOString(), write.reservationId,
+        metadataParam(write), write.occurredAt.toISOString(), write.reservationId,
       ],
     );
     return rows[0];
@@ -151,35 +147,40 @@ export class UsageRepository {
   /** Many records in one transaction and one round trip; each answered on its own line. */
   recordBatch(budgetId: string, writes: UsageWrite[]): Promise<BatchRow[]> {
     return this.dataSource.query(
-      `SELECT ordinal, status, error_code, error_detail, replayed, id, budget_id, amount::text AS amount, currency,
-              source, description, model_id, user_id, team_id, project_id, request_id, reservation_id, metadata,
-              occurred_at, recorded_at, fired_alerts
+      `SELECT ordinal, status, error_code AS "errorCode", error_detail AS "errorDetail", ${RECORDED_COLUMNS}
        FROM record_usage_batch($1::uuid, $2::jsonb)`,
       [budgetId, JSON.stringify(writes)],
+    );
+  }
+
+  /** Records an AI request named by its scopes once per budget tree, in one transaction (`record_integration_usage`). */
+  recordForScopes(scopes: Scope[], write: Omit<UsageWrite, 'budgetId' | 'idempotencyKey'>): Promise<RecordedUsageRow[]> {
+    return this.dataSource.query(
+      `SELECT ${RECORDED_COLUMNS}
+       FROM record_integration_usage($1::text[], $2::text[], $3::numeric, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+                                     $13::jsonb, $14::timestamptz, $15::uuid)`,
+      [
+        scopes.map((s) => s.type), scopes.map((s) => s.id), write.amount, write.currency, write.source,
+        write.description, write.modelId, write.userId, write.teamId, write.projectId, write.requestId,
+        write.requestHash, metadataParam(write), write.occurredAt.toISOString(), write.reservationId,
+      ],
     );
   }
 
   /** The status row for the window containing `at`, refreshing a stale cache row first. */
   async status(budgetId: string, at: Date): Promise<StatusRow> {
     const rows = await this.dataSource.query(
-      `SELECT budget_id, amount::text AS amount, currency, warning_threshold::text AS warning_threshold,
-              critical_threshold::text AS critical_threshold, enforcement, period_start, period_end, active,
-              current_amount::text AS current_amount, usage_count::text AS usage_count, last_usage_at, updated_at,
-              active_alerts, budget_reserved_amount(budget_id, $2::timestamptz)::text AS reserved_amount
-       FROM get_budget_status($1::uuid, $2::timestamptz)`,
+      `SELECT ${STATUS_COLUMNS} FROM get_budget_status($1::uuid, $2::timestamptz)`,
       [budgetId, at.toISOString()],
     );
     return rows[0];
   }
 
+  /** Status rows of several budgets (missing or deleted ones left out), in one round trip. */
   async statuses(budgetIds: string[], at: Date): Promise<StatusRow[]> {
     if (!budgetIds.length) return [];
     return this.dataSource.query(
-      `SELECT budget_id, amount::text AS amount, currency, warning_threshold::text AS warning_threshold,
-              critical_threshold::text AS critical_threshold, enforcement, period_start, period_end, active,
-              current_amount::text AS current_amount, usage_count::text AS usage_count, last_usage_at, updated_at,
-              active_alerts, budget_reserved_amount(budget_id, $2::timestamptz)::text AS reserved_amount
-       FROM get_budget_statuses($1::uuid[], $2::timestamptz)`,
+      `SELECT ${STATUS_COLUMNS} FROM get_budget_statuses($1::uuid[], $2::timestamptz)`,
       [budgetIds, at.toISOString()],
     );
   }
@@ -221,12 +222,12 @@ export class UsageRepository {
        SELECT r.*
        FROM tree CROSS JOIN LATERAL (
          SELECT ${USAGE_COLUMNS},
-                to_char(r.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS occurred_key
+                to_char(r.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS "occurredKey"
          FROM budget_usage_records r
          WHERE ${where.join(' AND ')}
          ORDER BY r.occurred_at DESC, r.id DESC
          LIMIT ${limit}) r
-       ORDER BY r.occurred_at DESC, r.id DESC
+       ORDER BY r."occurredAt" DESC, r.id DESC
        LIMIT ${limit}`,
       params,
     );
@@ -258,9 +259,9 @@ export class UsageRepository {
          WHERE r.budget_id = ANY (ARRAY(SELECT id FROM tree))
            AND r.occurred_at >= budget.range_from AND r.occurred_at < budget.range_to
        )
-       SELECT GROUPING(model_id, source, user_id, day) AS grouping, model_id, source, user_id, day,
-              coalesce(sum(amount), 0)::text AS total, count(*)::text AS count,
-              (SELECT range_from FROM budget) AS range_from, (SELECT range_to FROM budget) AS range_to
+       SELECT GROUPING(model_id, source, user_id, day) AS grouping, model_id AS "modelId", source,
+              user_id AS "userId", day, coalesce(sum(amount), 0)::text AS total, count(*)::text AS count,
+              (SELECT range_from FROM budget) AS "rangeFrom", (SELECT range_to FROM budget) AS "rangeTo"
        FROM usage
        GROUP BY GROUPING SETS ((), (model_id), (source), (user_id), (day))`,
       [budgetId, from ?? null, to ?? null, at.toISOString()],

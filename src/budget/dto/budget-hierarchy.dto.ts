@@ -3,10 +3,7 @@ import { SCOPE_TYPES, type ScopeType } from '../budget.types';
 import { BudgetResponseDto } from './budget-response.dto';
 
 export class BudgetTreeNodeDto extends BudgetResponseDto {
-  /** The node's BudgetStatusInfo for its current window. */
-  @ApiProperty({ type: 'object', additionalProperties: true, nullable: true })
-  status: unknown;
-
+  /** Present on subtree nodes: the live children, oldest first. */
   @ApiProperty({ type: () => [BudgetTreeNodeDto], required: false })
   children?: BudgetTreeNodeDto[];
 }
@@ -19,6 +16,7 @@ export class BudgetFamilyDto {
   subtree: BudgetTreeNodeDto;
 }
 
+/** The seed's `getBudgetHierarchy`: for each budget of a scope, its ancestor chain and its subtree. */
 export class BudgetHierarchyDto {
   @ApiProperty({ enum: SCOPE_TYPES })
   scopeType: ScopeType;
