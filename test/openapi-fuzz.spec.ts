@@ -405,7 +405,8 @@ class SchemaFuzzer {
       fc
         .tuple(this.value(property, name, odd, depth), fc.double({ min: 0, max: 1, noNaN: true }))
         .map(([value, dice]) => {
-          const keep = required.has(name) ? 1 - odd / 4 : 0.5;
+          // Plausible bodies carry few optional fields: a partial update changes a thing or two.
+          const keep = required.has(name) ? 1 - odd / 4 : odd ? 0.5 : 0.2;
           return dice < keep ? ([name, value] as const) : undefined;
         }),
     );
@@ -441,6 +442,62 @@ function coherent(value: unknown): unknown {
     delete object.endDate;
   }
   return object;
+}
+
+/** Stands for the resource's ETag at the time the request is sent (read just before it). */
+const CURRENT_ETAG = '<current ETag>';
+
+const MUTATIONS = [
+  'wrap', 'unwrap', 'emptyArray', 'nestedArray', 'emptyObject', 'null', 'text', 'zero', 'pad', 'drop', 'retype', 'surrogate',
+  'nul', 'huge', 'negative', 'offset',
+] as const;
+type Mutation = (typeof MUTATIONS)[number];
+
+const INSTANT_ZONE = /(Z|[+-]\d{2}:?\d{2})$/;
+const isNumeric = (x: unknown) => typeof x === 'number' || (typeof x === 'string' && x.trim() !== '' && Number.isFinite(Number(x)));
+
+function mutated(x: unknown, kind: Mutation): unknown {
+  switch (kind) {
+    case 'wrap': return [x];
+    case 'unwrap': return Array.isArray(x) ? (x[0] ?? {}) : x !== null && typeof x === 'object' ? (Object.values(x)[0] ?? null) : x;
+    case 'emptyArray': return [];
+    case 'nestedArray': return [[]];
+    case 'emptyObject': return {};
+    case 'null': return null;
+    case 'text': return 'x';
+    case 'zero': return 0;
+    case 'pad': return typeof x === 'number' || typeof x === 'string' ? ` ${x} ` : x;
+    case 'retype': return typeof x === 'string' ? (isNumeric(x) ? Number(x) : [x]) : typeof x === 'object' ? JSON.stringify(x) : String(x);
+    case 'surrogate': return typeof x === 'string' ? `${x}\uD800` : x;
+    case 'nul': return typeof x === 'string' ? `${x}\u0000` : x;
+    case 'huge': return isNumeric(x) ? raw('1e400') : x;
+    case 'negative': return typeof x === 'number' ? -x - 1 : isNumeric(x) ? `-${String(x).trim()}` : x;
+    case 'offset': return typeof x === 'string' && INSTANT_ZONE.test(x) ? x.replace(INSTANT_ZONE, '+16:00') : x;
+    default: return x;
+  }
+}
+
+/** A valid body with one thing wrong somewhere: a node of it (the body itself included) mutated. */
+function mutateOnce(value: unknown, at: number, kind: Mutation): unknown {
+  const copy = JSON.parse(JSON.stringify(value) ?? 'null');
+  const nodes: { parent?: any; key?: string | number }[] = [{}];
+  const walk = (node: unknown) => {
+    if (node === null || typeof node !== 'object') return;
+    for (const [key, child] of Object.entries(node)) {
+      nodes.push({ parent: node, key: Array.isArray(node) ? Number(key) : key });
+      walk(child);
+    }
+  };
+  walk(copy);
+  const { parent, key } = nodes[at % nodes.length];
+  if (parent === undefined) return kind === 'drop' ? undefined : mutated(copy, kind);
+  if (kind === 'drop') {
+    if (Array.isArray(parent)) parent.splice(key as number, 1);
+    else delete parent[key!];
+  } else {
+    parent[key!] = mutated(parent[key!], kind);
+  }
+  return copy;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -529,8 +586,9 @@ function requestArbitrary(fuzzer: SchemaFuzzer, document: any, operations: Opera
     const bodyOf = (schema: Schema) =>
       fc.oneof(
         { weight: 5, arbitrary: fuzzer.value(schema, 'body', 0).map(coherent) },
-        { weight: 6, arbitrary: fuzzer.value(schema, 'body', 0.08).map(coherent) },
-        { weight: 4, arbitrary: fuzzer.value(schema, 'body', 0.3) },
+        { weight: 5, arbitrary: fc.tuple(fuzzer.value(schema, 'body', 0).map(coherent), fc.nat(), fc.constantFrom(...MUTATIONS)).map(([v, at, kind]) => mutateOnce(v, at, kind)) },
+        { weight: 4, arbitrary: fuzzer.value(schema, 'body', 0.08).map(coherent) },
+        { weight: 3, arbitrary: fuzzer.value(schema, 'body', 0.3) },
       );
     const body: fc.Arbitrary<{ payload: string; type: string } | null> = op.body
       ? fc.oneof(
@@ -553,6 +611,7 @@ function requestArbitrary(fuzzer: SchemaFuzzer, document: any, operations: Opera
       if (/if-match/i.test(p.name)) {
         const version = fc.integer({ min: 0, max: 12 });
         return fc.oneof(
+          { weight: 4, arbitrary: fc.constant(CURRENT_ETAG) },
           version.map((v) => `"${v}"`),
           version.map(String),
           version.map((v) => `W/"${v}"`),
@@ -737,6 +796,10 @@ async function send(request: FuzzRequest): Promise<Outcome> {
     none: {},
     bad: { authorization: 'Bearer rcb_not-a-key' },
   };
+  if (request.headers['if-match'] === CURRENT_ETAG) {
+    const current = await t.app.inject({ method: 'GET', url: request.url, headers: credentials.admin });
+    request.headers['if-match'] = String(current.headers.etag ?? '"0"');
+  }
   const store: { logged?: string } = {};
   // inject() starts when awaited: inside run(), so the service's work happens in `store`'s context.
   const response = await serving.run(store, async () =>
@@ -793,7 +856,7 @@ it(`${REQUESTS} requests derived from the OpenAPI document: no 5xx, every 4xx pr
       if (code) counts[code] = (counts[code] ?? 0) + 1;
       if (outcome.violation) {
         // One group per operation and cause: the logged error's first line, its values elided.
-        const cause = outcome.logged?.split(' | ')[0].replace(/"[^"]*"|\b[0-9a-f-]{36}\b|\d+/g, '…') ?? code ?? '';
+        const cause = outcome.logged?.split(' | ')[0].replace(/"[^"]*"|\b[0-9a-f-]{36}\b|\d+/g, '…').replace(/[\s…]*…[\s…]*/g, ' … ').trim() ?? code ?? '';
         const group = `${request.operation} → ${outcome.violation}: ${cause}`;
         const entry = failures.get(group) ?? { count: 0, examples: [] };
         entry.count++;
