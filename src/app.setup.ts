@@ -191,6 +191,8 @@ export function configureApp(app: NestFastifyApplication): void {
           'Every error is application/problem+json (RFC 9457).',
       )
       .setVersion('1.0')
+      // Paths carry their /api/v1 prefix, so the server is this origin's root.
+      .addServer('/', 'This service (paths include /api/v1)')
       .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'An API key' }, 'bearer')
       .addApiKey({ type: 'apiKey', in: 'header', name: 'X-API-Key' }, 'apiKey')
       .addSecurityRequirements('bearer')

@@ -371,4 +371,52 @@ describe('hardening: wrong answers and 500s found by probing (issue 11)', () => 
       }
     });
   });
+
+  describe('odd bodies that made 500s', () => {
+    it.each([
+      ['an array', [{ amount: 1, currency: 'USD' }]],
+      ['a string', 'record'],
+      ['a number', 7],
+      ['null', null],
+    ])('POST usage/batch whose records[0] is %s → 400 naming records.0', async (_title, first) => {
+      const budget = await createBudget();
+      const res = await t.request('POST', `${BUDGETS}/${budget.id}/usage/batch`, { records: [first, { amount: 1, currency: 'USD' }] });
+      expectProblem(res, 400);
+      expect(res.body.errors).toEqual([{ field: 'records.0', message: 'must be a JSON object' }]);
+      const [stored] = await t.sql(`SELECT count(*)::int AS n FROM budget_usage_records WHERE budget_id = $1`, [budget.id]);
+      expect(stored.n).toBe(0);
+    });
+
+    it.each([' 5 ', '5 ', '\t5', '5\n', ''])('a padded or empty decimal string %j is a 400 naming the field, on every decimal input', async (padded) => {
+      const budget = await createBudget();
+      const checked = await t.request('POST', `${BUDGETS}/${budget.id}/check-constraints`, { estimatedCost: padded });
+      expectProblem(checked, 400);
+      expect(fieldsOf(checked)).toEqual(['estimatedCost']);
+      const integration = await t.request('POST', `${API}/integration/check-constraints`, { teamId: `hard-team-${seq}`, estimatedCost: padded, currency: 'USD' });
+      expectProblem(integration, 400);
+      expect(fieldsOf(integration)).toEqual(['estimatedCost']);
+      const usage = await t.request('POST', `${BUDGETS}/${budget.id}/usage`, { amount: padded, currency: 'USD' });
+      expectProblem(usage, 400);
+      expect(fieldsOf(usage)).toEqual(['amount']);
+      const update = await t.request('PUT', `${BUDGETS}/${budget.id}`, { amount: padded });
+      expectProblem(update, 400);
+      expect(fieldsOf(update)).toEqual(['amount']);
+    });
+
+    it('the same values unpadded are accepted', async () => {
+      const budget = await createBudget();
+      expect(await check(budget.id, { estimatedCost: '5' })).toEqual(expect.objectContaining({ estimatedCost: 5 }));
+      expect((await record(budget.id, '5')).amount).toBe(5);
+    });
+  });
+
+  describe('OpenAPI', () => {
+    it('/docs-json names a server', async () => {
+      const res = await t.request('GET', '/docs-json');
+      expect(res.status).toBe(200);
+      expect(Array.isArray(res.body.servers)).toBe(true);
+      expect(res.body.servers.length).toBeGreaterThan(0);
+      for (const server of res.body.servers) expect(server.url).toMatch(/^(\/|https?:\/\/)/);
+    });
+  });
 });

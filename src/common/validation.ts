@@ -1,4 +1,4 @@
-import { registerDecorator, validate, ValidateIf, ValidationError, ValidationOptions } from 'class-validator';
+import { registerDecorator, validate, ValidateIf, ValidateNested, ValidationError, ValidationOptions } from 'class-validator';
 import { plainToInstance, Transform } from 'class-transformer';
 import { FieldError, validationFailed } from './errors/domain-error';
 
@@ -89,6 +89,25 @@ export const IsSmallJsonObject = (options?: ValidationOptions) =>
     options,
   );
 
+const isJsonObject = (value: unknown): value is object => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * A list of JSON objects, each read as `type` and validated (the `@Type` + `@ValidateNested`
+ * pair, made strict). class-validator takes an element that is itself a list for more objects to
+ * validate, so `records: [[{…}]]` passed and reached the service; here such an element is read as
+ * no object, and is refused like a string or a number, naming its index (`records.0`).
+ */
+export const EachNested = (type: new () => object) => {
+  const read = Transform(({ value }) =>
+    Array.isArray(value) ? value.map((item) => (isJsonObject(item) ? plainToInstance(type, item) : Array.isArray(item) ? null : item)) : value,
+  );
+  const validateEach = ValidateNested({ each: true });
+  return (target: object, propertyName: string) => {
+    read(target, propertyName);
+    validateEach(target, propertyName);
+  };
+};
+
 /** Trims strings; leaves everything else for the validators to judge. */
 export const Trim = () => Transform(({ value }) => (typeof value === 'string' ? value.trim() : value));
 
@@ -97,8 +116,10 @@ export function flattenValidationErrors(errors: ValidationError[], prefix = ''):
   const out: FieldError[] = [];
   for (const error of errors) {
     const field = prefix ? `${prefix}.${error.property}` : error.property;
-    for (const message of Object.values(error.constraints ?? {})) {
-      out.push({ field, message: message.replace(/^property (\S+) should not exist$/, 'is not a known field') });
+    for (const [constraint, message] of Object.entries(error.constraints ?? {})) {
+      // An element of a list of objects (EachNested) that is none: class-validator's wording allows arrays.
+      const element = constraint === 'nestedValidation' && /^\d+$/.test(error.property);
+      out.push({ field, message: element ? 'must be a JSON object' : message.replace(/^property (\S+) should not exist$/, 'is not a known field') });
     }
     if (error.children?.length) out.push(...flattenValidationErrors(error.children, field));
   }

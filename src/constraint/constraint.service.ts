@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { Scope } from '../budget/budget.types';
 import { Clock } from '../common/clock';
 import { DomainError, notFound } from '../common/errors/domain-error';
-import { Decimal } from '../common/money';
+import { Decimal, toMoneyString } from '../common/money';
 import { validateInput } from '../common/validation';
 import { BudgetStatusService } from '../usage/budget-status.service';
 import type { ConstraintChecker } from '../usage/constraint-checker';
@@ -72,7 +72,7 @@ export class ConstraintService implements ConstraintChecker {
   /** `actor` names who placed a hold (reserve: true); the controller checks the role first. */
   async checkBudget(budgetId: string, request: CheckConstraintsDto, actor?: string): Promise<BudgetConstraintCheckDto> {
     const dto = await validateInput(CheckConstraintsDto, request);
-    const estimate = new Decimal(String(dto.estimatedCost));
+    const estimate = new Decimal(toMoneyString(dto.estimatedCost));
     const decided = await this.decide({ budgetId }, estimate, dto.modelId);
     const own = decided.decisions.find((decision) => decision.budgetId === budgetId)!;
     const answer = toCheckResponse(own, decided.combined);

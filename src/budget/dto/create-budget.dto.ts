@@ -5,7 +5,7 @@ import {
   MaxLength, Min, ValidateIf, ValidateNested,
 } from 'class-validator';
 import { IsMoney } from '../../common/money';
-import { CodePointLength, IsIanaTimeZone, IsOmittable, IsSmallJsonObject, Satisfies, Trim, UtcInstant } from '../../common/validation';
+import { CodePointLength, EachNested, IsIanaTimeZone, IsOmittable, IsSmallJsonObject, Satisfies, Trim, UtcInstant } from '../../common/validation';
 import { BUDGET_PERIODS, ENFORCEMENTS, SCOPE_TYPES, type BudgetPeriod, type Enforcement, type ScopeType } from '../budget.types';
 import { BudgetAlertDto } from './budget-alert.dto';
 import { ModelPolicyDto } from './model-policy.dto';
@@ -112,9 +112,7 @@ export class CreateBudgetDto {
   @IsOmittable()
   @IsArray()
   @ArrayMaxSize(50)
-  @IsObject({ each: true, message: 'each alert must be an object' })
-  @ValidateNested({ each: true })
-  @Type(() => BudgetAlertDto)
+  @EachNested(BudgetAlertDto)
   alerts?: BudgetAlertDto[];
 
   @ApiProperty({ type: ModelPolicyDto, required: false, nullable: true })
