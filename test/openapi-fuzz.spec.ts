@@ -354,9 +354,9 @@ class SchemaFuzzer {
       case 'projectId':
         return fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...w.scopeIds) }, { weight: 1, arbitrary: fc.stringMatching(/^[A-Za-z0-9._:@-]{1,12}$/) });
       case 'parentId':
-        return fc.oneof(fc.constantFrom(...w.stableBudgets), fc.uuid(), fc.constant(null));
+        return fc.oneof(fc.constantFrom(...w.stableBudgets), madeId('budget'), fc.uuid(), fc.constant(null));
       case 'reservationId':
-        return fc.oneof(fc.constantFrom(...w.reservationIds), fc.uuid());
+        return fc.oneof(fc.constantFrom(...w.reservationIds), madeId('reservation'), fc.uuid());
       case 'timezone':
         return fc.constantFrom(...TIME_ZONES);
       case 'modelId':
@@ -443,6 +443,19 @@ function coherent(value: unknown): unknown {
   }
   return object;
 }
+
+/**
+ * Ids made during the run (budgets the fuzzer created, holds its checks placed), referred to as
+ * `@budget:n@` and `@reservation:n@` and resolved to one of the 50 newest when the request is sent:
+ * so paths and bodies also reach budgets with the odd settings the fuzzer gave them.
+ */
+const made: Record<'budget' | 'reservation', string[]> = { budget: [], reservation: [] };
+const madeId = (kind: keyof typeof made) => fc.nat({ max: 10_000 }).map((n) => `@${kind}:${n}@`);
+const resolveMade = (text: string) =>
+  text.replace(/@(budget|reservation):(\d+)@/g, (_, kind: keyof typeof made, n: string) => {
+    const ids = made[kind];
+    return ids.length ? ids[ids.length - 1 - (Number(n) % Math.min(ids.length, 50))] : '00000000-0000-4000-8000-000000000000';
+  });
 
 /** Stands for the resource's ETag at the time the request is sent (read just before it). */
 const CURRENT_ETAG = '<current ETag>';
@@ -536,15 +549,17 @@ function requestArbitrary(fuzzer: SchemaFuzzer, document: any, operations: Opera
   /** Known ids of the right family, random uuids, malformed ones. */
   const pathValue = (op: Operation, param: Parameter): fc.Arbitrary<string> => {
     let known: string[];
+    let fresh: fc.Arbitrary<string> | undefined;
     if (param.schema.enum) known = param.schema.enum;
     else if (op.path.includes('/api-keys/')) known = world.apiKeyIds;
-    else if (op.path.includes('/reservations/')) known = world.reservationIds;
+    else if (op.path.includes('/reservations/')) [known, fresh] = [world.reservationIds, madeId('reservation')];
     else if (param.name === 'alertId') known = [...world.alerts.map((a) => a.alertId), ...world.alertRuleIds];
     else if (/\/(scope|hierarchy)\//.test(op.path)) known = world.scopeIds;
-    else if (op.method === 'DELETE') known = world.disposableBudgets;
-    else known = [...world.stableBudgets, ...world.disposableBudgets.slice(0, 2)];
+    else if (op.method === 'DELETE') [known, fresh] = [world.disposableBudgets, madeId('budget')];
+    else [known, fresh] = [[...world.stableBudgets, ...world.disposableBudgets.slice(0, 2)], madeId('budget')];
     return fc.oneof(
-      { weight: 12, arbitrary: fc.constantFrom(...known).map(encodeComponent) },
+      { weight: fresh ? 8 : 12, arbitrary: fc.constantFrom(...known).map(encodeComponent) },
+      { weight: fresh ? 4 : 0, arbitrary: fresh ?? fc.constant('') },
       { weight: 2, arbitrary: fc.uuid() },
       { weight: 1, arbitrary: fuzzer.value(param.schema, param.name, 1).map((v) => encodeComponent(stringify(v))) },
       { weight: 1, arbitrary: junkSegment },
@@ -796,6 +811,8 @@ async function send(request: FuzzRequest): Promise<Outcome> {
     none: {},
     bad: { authorization: 'Bearer rcb_not-a-key' },
   };
+  request.url = resolveMade(request.url);
+  if (request.payload !== undefined) request.payload = resolveMade(request.payload);
   if (request.headers['if-match'] === CURRENT_ETAG) {
     const current = await t.app.inject({ method: 'GET', url: request.url, headers: credentials.admin });
     request.headers['if-match'] = String(current.headers.etag ?? '"0"');
@@ -810,6 +827,11 @@ async function send(request: FuzzRequest): Promise<Outcome> {
       payload: request.payload,
     }),
   );
+  if (response.statusCode === 201 && request.operation === 'POST /api/v1/budgets') made.budget.push(response.json().id);
+  if (response.statusCode === 200 && request.operation.endsWith('/check-constraints')) {
+    const reservationId = response.json().reservationId;
+    if (reservationId) made.reservation.push(reservationId);
+  }
   const contentType = String(response.headers['content-type'] ?? '');
   const violation = violationOf(response.statusCode, contentType, response.body);
   return { status: response.statusCode, contentType, body: response.body, violation, logged: store.logged };
