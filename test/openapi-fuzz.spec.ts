@@ -190,7 +190,11 @@ const wrongType = (depth: number): fc.Arbitrary<unknown> =>
 // Values for schemas
 
 const MODELS = ['gpt-4', 'gpt-4o', 'gpt-4o-mini', 'claude-opus', 'claude-3-haiku', 'o1'];
-const TIME_ZONES = ['UTC', 'America/New_York', 'Europe/Berlin', 'Asia/Kolkata', 'Pacific/Kiritimati', 'Etc/GMT+12', 'Australia/Lord_Howe'];
+/** IANA names, some with odd rules (half-hour DST, negative DST, +14:00), some JavaScript knows and PostgreSQL does not. */
+const TIME_ZONES = [
+  'UTC', 'America/New_York', 'Europe/Berlin', 'Asia/Kolkata', 'Pacific/Kiritimati', 'Etc/GMT+12', 'Etc/GMT-14', 'Australia/Lord_Howe',
+  'Antarctica/Troll', 'Africa/Casablanca', 'America/St_Johns', 'EST5EDT', 'GMT0', 'US/Pacific-New', 'America/Ciudad_Juarez',
+];
 const ODD_TIME_ZONES = ['Mars/Olympus', 'utc', 'EST5EDT', '+16:00', 'Etc/GMT+15', 'posixrules', 'localtime', 'x'.repeat(65), 'America/New York'];
 const IDEMPOTENCY_KEYS = ['fuzz-key-1', 'fuzz-key-2', 'fuzz-key-3', 'req-789', 'collector-1'];
 const UNKNOWN_KEYS = ['unknownField', '__proto__', 'constructor', 'prototype', '', 'id', 'version', 'createdAt', 'createdBy', 'budgetId', 'recordedAt'];
