@@ -464,38 +464,30 @@ const resolveMade = (text: string) =>
 /** Stands for the resource's ETag at the time the request is sent (read just before it). */
 const CURRENT_ETAG = '<current ETag>';
 
-const MUTATIONS = [
-  'wrap', 'unwrap', 'emptyArray', 'nestedArray', 'emptyObject', 'null', 'text', 'zero', 'pad', 'drop', 'retype', 'surrogate',
-  'nul', 'huge', 'negative', 'offset',
-] as const;
-type Mutation = (typeof MUTATIONS)[number];
-
 const INSTANT_ZONE = /(Z|[+-]\d{2}:?\d{2})$/;
 const isNumeric = (x: unknown) => typeof x === 'number' || (typeof x === 'string' && x.trim() !== '' && Number.isFinite(Number(x)));
 
-function mutated(x: unknown, kind: Mutation): unknown {
-  switch (kind) {
-    case 'wrap': return [x];
-    case 'unwrap': return Array.isArray(x) ? (x[0] ?? {}) : x !== null && typeof x === 'object' ? (Object.values(x)[0] ?? null) : x;
-    case 'emptyArray': return [];
-    case 'nestedArray': return [[]];
-    case 'emptyObject': return {};
-    case 'null': return null;
-    case 'text': return 'x';
-    case 'zero': return 0;
-    case 'pad': return typeof x === 'number' || typeof x === 'string' ? ` ${x} ` : x;
-    case 'retype': return typeof x === 'string' ? (isNumeric(x) ? Number(x) : [x]) : typeof x === 'object' ? JSON.stringify(x) : String(x);
-    case 'surrogate': return typeof x === 'string' ? `${x}\uD800` : x;
-    case 'nul': return typeof x === 'string' ? `${x}\u0000` : x;
-    case 'huge': return isNumeric(x) ? raw('1e400') : x;
-    case 'negative': return typeof x === 'number' ? -x - 1 : isNumeric(x) ? `-${String(x).trim()}` : x;
-    case 'offset': return typeof x === 'string' && INSTANT_ZONE.test(x) ? x.replace(INSTANT_ZONE, '+16:00') : x;
-    default: return x;
+/** What one mutation may make of a node, by what the node is. */
+function mutationsOf(x: unknown): unknown[] {
+  const shapes = [[x], null, 'x'];
+  if (Array.isArray(x)) return [...shapes, x[0] ?? {}, {}, [[]], [x], { '0': x[0] ?? null }];
+  if (x !== null && typeof x === 'object') return [...shapes, [], [[]], {}, JSON.stringify(x), Object.values(x)[0] ?? null];
+  if (isNumeric(x)) {
+    const written = String(x).trim();
+    return [...shapes, ` ${written} `, `${written} `, `\t${written}`, written === String(x) ? Number(x) : written, raw('1e400'), `-${written}`, 0, []];
   }
+  if (typeof x === 'string') {
+    const zoned = INSTANT_ZONE.test(x) ? [x.replace(INSTANT_ZONE, '+16:00'), x.replace(INSTANT_ZONE, '-23:59'), x.replace(INSTANT_ZONE, '+24:00')] : [];
+    return [...shapes, ...zoned, ` ${x} `, `${x}\uD800`, `${x}\u0000`, '', 0, x.toUpperCase()];
+  }
+  return [...shapes, String(x), 0, 1];
 }
 
-/** A valid body with one thing wrong somewhere: a node of it (the body itself included) mutated. */
-function mutateOnce(value: unknown, at: number, kind: Mutation): unknown {
+/**
+ * A valid body with one thing wrong somewhere: one node of it (the body itself included) dropped
+ * or replaced by what `mutationsOf` offers for it (a padded number, an object wrapped in an array…).
+ */
+function mutateOnce(value: unknown, at: number, choice: number): unknown {
   const copy = JSON.parse(JSON.stringify(value) ?? 'null');
   const nodes: { parent?: any; key?: string | number }[] = [{}];
   const walk = (node: unknown) => {
@@ -507,12 +499,14 @@ function mutateOnce(value: unknown, at: number, kind: Mutation): unknown {
   };
   walk(copy);
   const { parent, key } = nodes[at % nodes.length];
-  if (parent === undefined) return kind === 'drop' ? undefined : mutated(copy, kind);
-  if (kind === 'drop') {
+  const current = parent === undefined ? copy : parent[key!];
+  const options = mutationsOf(current);
+  if (parent === undefined) return options[choice % options.length];
+  if (choice % (options.length + 1) === options.length) {
     if (Array.isArray(parent)) parent.splice(key as number, 1);
     else delete parent[key!];
   } else {
-    parent[key!] = mutated(parent[key!], kind);
+    parent[key!] = options[choice % (options.length + 1)];
   }
   return copy;
 }
@@ -605,7 +599,7 @@ function requestArbitrary(fuzzer: SchemaFuzzer, document: any, operations: Opera
     const bodyOf = (schema: Schema) =>
       fc.oneof(
         { weight: 5, arbitrary: fuzzer.value(schema, 'body', 0).map(coherent) },
-        { weight: 5, arbitrary: fc.tuple(fuzzer.value(schema, 'body', 0).map(coherent), fc.nat(), fc.constantFrom(...MUTATIONS)).map(([v, at, kind]) => mutateOnce(v, at, kind)) },
+        { weight: 6, arbitrary: fc.tuple(fuzzer.value(schema, 'body', 0).map(coherent), fc.nat(), fc.nat()).map(([v, at, choice]) => mutateOnce(v, at, choice)) },
         { weight: 4, arbitrary: fuzzer.value(schema, 'body', 0.08).map(coherent) },
         { weight: 3, arbitrary: fuzzer.value(schema, 'body', 0.3) },
       );
@@ -882,7 +876,7 @@ it(`${REQUESTS} requests derived from the OpenAPI document: no 5xx, every 4xx pr
       if (code) counts[code] = (counts[code] ?? 0) + 1;
       if (outcome.violation) {
         // One group per operation and cause: the logged error's first line, its values elided.
-        const cause = outcome.logged?.split(' | ')[0].replace(/"[^"]*"|\b[0-9a-f-]{36}\b|\d+/g, '…').replace(/[\s…]*…[\s…]*/g, ' … ').trim() ?? code ?? '';
+        const cause = outcome.logged?.split(' | ')[0].replace(/"[^"]*"|\b[0-9a-f-]{36}\b|\d+(\.\d+)?/g, '…').replace(/[\s…]*…[\s…]*/g, ' … ').trim() ?? code ?? '';
         const group = `${request.operation} → ${outcome.violation}: ${cause}`;
         const entry = failures.get(group) ?? { count: 0, examples: [] };
         entry.count++;
