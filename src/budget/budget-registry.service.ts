@@ -227,7 +227,11 @@ export class BudgetRegistryService {
     if (ifMatch === undefined || ifMatch.trim() === '*') return undefined;
     // If-Match compares strongly (RFC 9110 §13.1.1): a weak ETag never matches (SPEC §12.1).
     if (/^\s*W\/"[^"]*"\s*$/.test(ifMatch)) {
-      throw new DomainError(412, 'WEAK_ETAG', 'If-Match needs the strong ETag (e.g. "3") or the bare version; a weak ETag (W/"3") never matches.');
+      throw new DomainError(
+        412,
+        'WEAK_ETAG',
+        'If-Match needs the strong ETag (e.g. "3") or the bare version; a weak ETag (W/"3") never matches.',
+      );
     }
     const match = /^\s*"?(\d{1,9})"?\s*$/.exec(ifMatch);
     if (!match) {

@@ -98,9 +98,8 @@ const isJsonObject = (value: unknown): value is object => typeof value === 'obje
  * no object, and is refused like a string or a number, naming its index (`records.0`).
  */
 export const EachNested = (type: new () => object) => {
-  const read = Transform(({ value }) =>
-    Array.isArray(value) ? value.map((item) => (isJsonObject(item) ? plainToInstance(type, item) : Array.isArray(item) ? null : item)) : value,
-  );
+  const asElement = (item: unknown) => (isJsonObject(item) ? plainToInstance(type, item) : Array.isArray(item) ? null : item);
+  const read = Transform(({ value }) => (Array.isArray(value) ? value.map(asElement) : value));
   const validateEach = ValidateNested({ each: true });
   return (target: object, propertyName: string) => {
     read(target, propertyName);
@@ -119,7 +118,8 @@ export function flattenValidationErrors(errors: ValidationError[], prefix = ''):
     for (const [constraint, message] of Object.entries(error.constraints ?? {})) {
       // An element of a list of objects (EachNested) that is none: class-validator's wording allows arrays.
       const element = constraint === 'nestedValidation' && /^\d+$/.test(error.property);
-      out.push({ field, message: element ? 'must be a JSON object' : message.replace(/^property (\S+) should not exist$/, 'is not a known field') });
+      const known = message.replace(/^property (\S+) should not exist$/, 'is not a known field');
+      out.push({ field, message: element ? 'must be a JSON object' : known });
     }
     if (error.children?.length) out.push(...flattenValidationErrors(error.children, field));
   }
