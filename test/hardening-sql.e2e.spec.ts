@@ -1,6 +1,7 @@
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { Client } from 'pg';
 import { expectCacheMatchesLedger } from './setup/ledger-checks';
+import { expectProblem } from './setup/problem';
 import { createTestApp, type TestApp, type TestResponse } from './setup/test-app';
 
 /**
@@ -18,12 +19,10 @@ interface Budget {
   currency: string;
 }
 
-function expectProblem(res: TestResponse, status: number, code: string) {
-  expect({ status: res.status, code: res.body?.code }).toEqual({ status, code });
-  expect(String(res.headers['content-type'])).toMatch(/^application\/problem\+json/);
-  expect(res.body).toEqual(
-    expect.objectContaining({ type: expect.any(String), title: expect.any(String), status, detail: expect.any(String) }),
-  );
+/** A problem+json answer with this status and stable code. */
+function expectCodedProblem(res: TestResponse, status: number, code: string) {
+  expectProblem(res, status);
+  expect(res.body.code).toBe(code);
 }
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
@@ -135,7 +134,7 @@ describe('Issue 11: the rules PostgreSQL holds', () => {
       await record(budget.id, { amount: 90 });
 
       const relabel = await put(budget.id, { currency: 'JPY' });
-      expectProblem(relabel, 409, 'CURRENCY_LOCKED');
+      expectCodedProblem(relabel, 409, 'CURRENCY_LOCKED');
       expect(relabel.body.detail).toMatch(/usage|reserv/i);
       const [stored] = await t.sql(`SELECT currency, version FROM budget_definitions WHERE id = $1`, [budget.id]);
       expect(stored).toEqual({ currency: 'USD', version: 3 });
@@ -147,7 +146,7 @@ describe('Issue 11: the rules PostgreSQL holds', () => {
     it('an open reservation locks it until released; usage of a deleted child locks its parent', async () => {
       const budget = await createBudget();
       const held = await reserve(budget.id, 10);
-      expectProblem(await put(budget.id, { currency: 'EUR' }), 409, 'CURRENCY_LOCKED');
+      expectCodedProblem(await put(budget.id, { currency: 'EUR' }), 409, 'CURRENCY_LOCKED');
       expect((await t.request('DELETE', `${API}/reservations/${held}`)).status).toBe(204);
       expect((await put(budget.id, { currency: 'EUR' })).status).toBe(200);
 
@@ -156,7 +155,7 @@ describe('Issue 11: the rules PostgreSQL holds', () => {
       await record(child.id, { amount: 5 });
       expect((await t.request('DELETE', `${BUDGETS}/${child.id}`)).status).toBe(204);
       // The parent has no usage of its own, but the deleted child's counts in its windows.
-      expectProblem(await put(parent.id, { currency: 'EUR' }), 409, 'CURRENCY_LOCKED');
+      expectCodedProblem(await put(parent.id, { currency: 'EUR' }), 409, 'CURRENCY_LOCKED');
       expect(await status(parent.id)).toMatchObject({ currency: 'USD', currentAmount: 5 });
     });
 
@@ -170,7 +169,7 @@ describe('Issue 11: the rules PostgreSQL holds', () => {
         await settleOrBlock(racing);
         await change.query('COMMIT');
         const res = await racing;
-        expectProblem(res, 422, 'CURRENCY_MISMATCH');
+        expectCodedProblem(res, 422, 'CURRENCY_MISMATCH');
         // Refused by the re-read under the cache row lock, not by the check before the insert.
         expect(res.body.detail).toMatch(/changed while/);
       } finally {
@@ -194,7 +193,7 @@ describe('Issue 11: the rules PostgreSQL holds', () => {
         const change = put(budget.id, { currency: 'EUR' });
         await settleOrBlock(change);
         await writer.query('COMMIT');
-        expectProblem(await change, 409, 'CURRENCY_LOCKED');
+        expectCodedProblem(await change, 409, 'CURRENCY_LOCKED');
       } finally {
         await writer.end();
       }
@@ -378,7 +377,7 @@ describe('Issue 11: the rules PostgreSQL holds', () => {
       const budget = await createBudget({ period: 'daily', timezone: 'America/New_York', startDate: '2026-11-01T01:30:00-05:00' });
       expect(await window(budget.id, '2026-11-01T06:35:00Z')).toEqual(['2026-11-01T06:30:00.000Z', '2026-11-02T06:30:00.000Z', true]);
       const before = await usage(budget.id, { amount: 1, occurredAt: '2026-11-01T06:00:00.000Z' });
-      expectProblem(before, 422, 'OUTSIDE_BUDGET_PERIOD');
+      expectCodedProblem(before, 422, 'OUTSIDE_BUDGET_PERIOD');
       expect(before.body.detail).toMatch(/before the budget starts/);
       expect(before.body.detail).not.toMatch(/non-recurring/);
       expect((await usage(budget.id, { amount: 1, occurredAt: '2026-11-01T06:35:00.000Z' })).status).toBe(201);
@@ -387,11 +386,11 @@ describe('Issue 11: the rules PostgreSQL holds', () => {
     it('only a non-recurring budget is called non-recurring when usage falls outside its window', async () => {
       const single = await createBudget({ period: 'daily', recurring: false, startDate: '2026-01-01T00:00:00Z' });
       const outside = await usage(single.id, { amount: 1, occurredAt: '2026-01-03T00:00:00.000Z' });
-      expectProblem(outside, 422, 'OUTSIDE_BUDGET_PERIOD');
+      expectCodedProblem(outside, 422, 'OUTSIDE_BUDGET_PERIOD');
       expect(outside.body.detail).toMatch(/non-recurring/);
       const ended = await createBudget({ period: 'daily', startDate: '2026-01-01T00:00:00Z', endDate: '2026-01-05T00:00:00Z' });
       const after = await usage(ended.id, { amount: 1, occurredAt: '2026-01-06T00:00:00.000Z' });
-      expectProblem(after, 422, 'OUTSIDE_BUDGET_PERIOD');
+      expectCodedProblem(after, 422, 'OUTSIDE_BUDGET_PERIOD');
       expect(after.body.detail).toMatch(/end/);
       expect(after.body.detail).not.toMatch(/non-recurring/);
     });
@@ -449,7 +448,7 @@ describe('Issue 11: the rules PostgreSQL holds', () => {
       const held = await reserve(a.id, 10);
 
       const res = await usage(b.id, { amount: 4, reservationId: held });
-      expectProblem(res, 409, 'RESERVATION_MISMATCH');
+      expectCodedProblem(res, 409, 'RESERVATION_MISMATCH');
       expect(await usageRows(b.id)).toBe(0);
       expect(await reservationState(held)).toEqual({ state: 'held', holds: 1 });
       expect(await status(a.id)).toMatchObject({ reservedAmount: 10 });
@@ -457,7 +456,7 @@ describe('Issue 11: the rules PostgreSQL holds', () => {
 
       // Once released, it still belongs to A: the answer does not change.
       expect((await t.request('DELETE', `${API}/reservations/${held}`)).status).toBe(204);
-      expectProblem(await usage(b.id, { amount: 4, reservationId: held }), 409, 'RESERVATION_MISMATCH');
+      expectCodedProblem(await usage(b.id, { amount: 4, reservationId: held }), 409, 'RESERVATION_MISMATCH');
       expect(await usageRows(b.id)).toBe(0);
     });
 
@@ -494,7 +493,7 @@ describe('Issue 11: the rules PostgreSQL holds', () => {
       const integration = await t.request('POST', `${API}/integration/usage`, {
         userId: 'hard-mismatch-user', amount: 3, currency: 'USD', requestId: 'hard-mismatch-1', reservationId: held,
       });
-      expectProblem(integration, 409, 'RESERVATION_MISMATCH');
+      expectCodedProblem(integration, 409, 'RESERVATION_MISMATCH');
       expect(await usageRows(b.id)).toBe(1);
       expect(await reservationState(held)).toEqual({ state: 'held', holds: 1 });
       await expectCacheMatchesLedger(t, [a.id, b.id]);
@@ -505,8 +504,8 @@ describe('Issue 11: the rules PostgreSQL holds', () => {
     it('making a parent the child of its smaller child answers 409 HIERARCHY_CYCLE', async () => {
       const parent = await createBudget({ amount: 100 });
       const child = await createBudget({ amount: 50, parentId: parent.id });
-      expectProblem(await put(parent.id, { parentId: child.id }), 409, 'HIERARCHY_CYCLE');
-      expectProblem(await put(parent.id, { parentId: parent.id, amount: 200 }), 409, 'HIERARCHY_CYCLE');
+      expectCodedProblem(await put(parent.id, { parentId: child.id }), 409, 'HIERARCHY_CYCLE');
+      expectCodedProblem(await put(parent.id, { parentId: parent.id, amount: 200 }), 409, 'HIERARCHY_CYCLE');
       const [stored] = await t.sql(`SELECT parent_id FROM budget_definitions WHERE id = $1`, [parent.id]);
       expect(stored.parent_id).toBeNull();
     });
