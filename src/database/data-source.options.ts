@@ -6,6 +6,7 @@ import { ConstraintChecks1764300200000 } from '../../migrations/1764300200000-Co
 import { UsageBatch1764300300000 } from '../../migrations/1764300300000-UsageBatch';
 import { PlaceReservation1764300400000 } from '../../migrations/1764300400000-PlaceReservation';
 import { ApiKeys1764300900000 } from '../../migrations/1764300900000-ApiKeys';
+import { PriceCatalog1764303000000 } from '../../migrations/1764303000000-PriceCatalog';
 import { ApiKeyEntity } from '../auth/api-key.entity';
 import { BudgetDefinitionEntity } from '../budget/budget.entity';
 import { BudgetStatusCacheEntity, UsageRecordEntity } from '../usage/usage-record.entity';
@@ -20,6 +21,7 @@ export const MIGRATIONS = [
   UsageBatch1764300300000,
   PlaceReservation1764300400000,
   ApiKeys1764300900000,
+  PriceCatalog1764303000000,
 ];
 
 export interface DatabaseSettings {
@@ -40,7 +42,7 @@ export function dataSourceOptions(settings: DatabaseSettings): DataSourceOptions
     migrationsTableName: 'migrations',
     migrationsTransactionMode: 'each',
     synchronize: false,
-    // The schema needs no extension (gen_random_uuid is built in); migrations own everything.
+    // Migrations own the schema, extensions included (btree_gist: PriceCatalog1764303000000).
     installExtensions: false,
     // Failed statements are expected (business rules raise in SQL) and mapped by the error filter.
     logging: ['migration'] as const,
