@@ -37,10 +37,26 @@ const SHUTTING_DOWN = new DomainError(503, 'SHUTTING_DOWN', 'This instance is sh
 /** Deeper bodies are refused: validators and transformers recurse, and no field of ours nests past a few levels. */
 const MAX_JSON_DEPTH = 32;
 
+/** A UTF-16 surrogate without its pair: no Unicode character, so PostgreSQL would store U+FFFD instead. */
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/** What a string holds that no field may: the message, or undefined when it is fine. */
+const unacceptableText = (text: string): string | undefined =>
+  text.includes('\u0000')
+    ? 'must not contain NUL characters'
+    : LONE_SURROGATE.test(text)
+      ? 'must not contain an unpaired UTF-16 surrogate (\\ud800–\\udfff)'
+      : undefined;
+
+/** A key as it can be shown in a field path: NUL and lone surrogates escaped. */
+const printableKey = (key: string) =>
+  key.replace(/\u0000/g, '\\0').replace(/\p{Surrogate}/gu, (unit) => `\\u${unit.charCodeAt(0).toString(16)}`);
+
 /**
  * What PostgreSQL or the validators cannot take, found before they see it: strings or keys with a
- * NUL character, and nesting deeper than MAX_JSON_DEPTH. Iterative, so a hostile body cannot
- * overflow the stack here either. Answers the field path, or undefined when the body is fine.
+ * NUL character or an unpaired surrogate (in every body, nested and free-form fields included),
+ * and nesting deeper than MAX_JSON_DEPTH. Iterative, so a hostile body cannot overflow the stack
+ * here either. Answers the field path, or undefined when the body is fine.
  */
 function unacceptableJson(value: unknown): FieldError | undefined {
   const stack: [unknown, number, string][] = [[value, 0, '']];
@@ -51,13 +67,15 @@ function unacceptableJson(value: unknown): FieldError | undefined {
     path.startsWith('metadata') ? 'metadata' : path.replace(/(\.\d+)+$/, '') || 'body';
   while (stack.length) {
     const [node, depth, path] = stack.pop()!;
-    if (typeof node === 'string' && node.includes('\u0000')) return { field: fieldOf(path), message: 'must not contain NUL characters' };
+    const textProblem = typeof node === 'string' ? unacceptableText(node) : undefined;
+    if (textProblem) return { field: fieldOf(path), message: textProblem };
     if (node === null || typeof node !== 'object') continue;
     if (depth >= MAX_JSON_DEPTH) {
       return { field: path.split('.')[0] || 'body', message: `is nested deeper than ${MAX_JSON_DEPTH} levels` };
     }
     for (const [key, child] of Object.entries(node as object)) {
-      if (key.includes('\u0000')) return { field: fieldOf(at(path, key.replace(/\u0000/g, '\\0'))), message: 'must not contain NUL characters' };
+      const keyProblem = unacceptableText(key);
+      if (keyProblem) return { field: fieldOf(at(path, printableKey(key))), message: keyProblem };
       stack.push([child, depth + 1, at(path, key)]);
     }
   }
@@ -173,6 +191,8 @@ export function configureApp(app: NestFastifyApplication): void {
           'Every error is application/problem+json (RFC 9457).',
       )
       .setVersion('1.0')
+      // Paths carry their /api/v1 prefix, so the server is this origin's root.
+      .addServer('/', 'This service (paths include /api/v1)')
       .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'An API key' }, 'bearer')
       .addApiKey({ type: 'apiKey', in: 'header', name: 'X-API-Key' }, 'apiKey')
       .addSecurityRequirements('bearer')

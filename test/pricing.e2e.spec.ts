@@ -394,6 +394,7 @@ describe('price catalog', () => {
       ['negative price', 'openai/gpt-4o', { ...good, outputPerMTok: '-1' }, 400, ['outputPerMTok']],
       ['price too large', 'openai/gpt-4o', { ...good, outputPerMTok: '1e7' }, 400, ['outputPerMTok']],
       ['not a number', 'openai/gpt-4o', { ...good, inputPerMTok: 'cheap' }, 400, ['inputPerMTok']],
+      ['a padded decimal string', 'openai/gpt-4o', { ...good, inputPerMTok: ' 5 ' }, 400, ['inputPerMTok']],
       ['missing price', 'openai/gpt-4o', { inputPerMTok: '1', effectiveFrom: good.effectiveFrom }, 400, ['outputPerMTok']],
       ['null price', 'openai/gpt-4o', { ...good, inputPerMTok: null }, 400, ['inputPerMTok']],
       ['malformed instant', 'openai/gpt-4o', { ...good, effectiveFrom: '2031-02-30T00:00:00Z' }, 400, ['effectiveFrom']],
@@ -425,6 +426,7 @@ describe('price catalog', () => {
       ['provider=Open%20AI', 'provider'],
       ['modelId=%3Cscript%3E', 'modelId'],
       ['cursor=bm9wZQ', 'cursor'],
+      [`cursor=${Buffer.from(JSON.stringify(['2026-01-01T00:00:00Z', 'openai'])).toString('base64url')}`, 'cursor'],
     ])('GET ?%s → 400 naming %s', async (query, field) => {
       const res = await t.request('GET', `${PRICES}?${query}`);
       expectProblem(res, 400);

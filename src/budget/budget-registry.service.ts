@@ -26,6 +26,18 @@ export interface UpdateOptions {
 }
 
 /**
+ * The database keeps warning < critical (a CHECK). A request that gave only one of the two
+ * conflicts with the other as stored (or defaulted), so the field it changed is the one named.
+ */
+function namingChangedThreshold(error: unknown, dto: UpdateBudgetDto): unknown {
+  const { code, constraint } = (error ?? {}) as { code?: string; constraint?: string };
+  if (code !== '23514' || constraint !== 'budget_thresholds_ordered') return error;
+  return dto.criticalThreshold === undefined
+    ? validationFailed([{ field: 'warningThreshold', message: 'warningThreshold must be less than criticalThreshold' }])
+    : validationFailed([{ field: 'criticalThreshold', message: 'criticalThreshold must be greater than warningThreshold' }]);
+}
+
+/**
  * The lifecycle of budget definitions (the seed's Budget Registry): validation, defaults,
  * hierarchy rules (held by the database's guard trigger) and optimistic concurrency.
  */
@@ -35,18 +47,18 @@ export class BudgetRegistryService {
 
   async createBudget(request: CreateBudgetDto, actor: string): Promise<BudgetResponseDto> {
     const dto = await validateInput(CreateBudgetDto, request);
-    const row = await this.budgets.insert(
-      {
-        ...this.toValues(dto),
-        recurring: dto.recurring ?? true,
-        timezone: dto.timezone ?? 'UTC',
-        enforcement: dto.enforcement ?? 'hard',
-        warningThreshold: dto.warningThreshold ?? 75,
-        criticalThreshold: dto.criticalThreshold ?? 90,
-        alerts: this.normaliseAlerts(dto.alerts ?? []),
-      },
-      actor.slice(0, 200) || 'anonymous',
-    );
+    const values: BudgetValues = {
+      ...this.toValues(dto),
+      recurring: dto.recurring ?? true,
+      timezone: dto.timezone ?? 'UTC',
+      enforcement: dto.enforcement ?? 'hard',
+      warningThreshold: dto.warningThreshold ?? 75,
+      criticalThreshold: dto.criticalThreshold ?? 90,
+      alerts: this.normaliseAlerts(dto.alerts ?? []),
+    };
+    const row = await this.budgets.insert(values, actor.slice(0, 200) || 'anonymous').catch((error: unknown) => {
+      throw namingChangedThreshold(error, dto);
+    });
     return this.map(row);
   }
 
@@ -73,7 +85,9 @@ export class BudgetRegistryService {
     if (dto.period !== undefined && dto.period !== 'custom' && dto.customPeriodDays === undefined) {
       changes.customPeriodDays = null;
     }
-    const outcome = await this.budgets.update(id, changes, this.parseIfMatch(options.ifMatch));
+    const outcome = await this.budgets.update(id, changes, this.parseIfMatch(options.ifMatch)).catch((error: unknown) => {
+      throw namingChangedThreshold(error, dto);
+    });
     if (outcome.kind === 'not-found') throw notFound('budget', id);
     if (outcome.kind === 'version-mismatch') {
       throw new DomainError(
@@ -211,7 +225,15 @@ export class BudgetRegistryService {
 
   private parseIfMatch(ifMatch: string | undefined): number | undefined {
     if (ifMatch === undefined || ifMatch.trim() === '*') return undefined;
-    const match = /^\s*(?:W\/)?"?(\d{1,9})"?\s*$/.exec(ifMatch);
+    // If-Match compares strongly (RFC 9110 §13.1.1): a weak ETag never matches (SPEC §12.1).
+    if (/^\s*W\/"[^"]*"\s*$/.test(ifMatch)) {
+      throw new DomainError(
+        412,
+        'WEAK_ETAG',
+        'If-Match needs the strong ETag (e.g. "3") or the bare version; a weak ETag (W/"3") never matches.',
+      );
+    }
+    const match = /^\s*"?(\d{1,9})"?\s*$/.exec(ifMatch);
     if (!match) {
       throw new DomainError(400, 'INVALID_IF_MATCH', 'If-Match must be the budget\'s ETag (e.g. "3") or its version.', [
         { field: 'If-Match', message: 'must be an ETag such as "3" or a version number' },

@@ -11,20 +11,24 @@ export const MONEY_MAX = new Decimal('1e13');
 export const MONEY_SCALE = 10;
 const MONEY_PATTERN = /^-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/;
 
-/** Reads a number or decimal string; undefined when it is not a finite decimal. */
+/**
+ * Reads a number or a decimal string; undefined when it is not a finite decimal. The string is
+ * taken as written: " 5 " is not a decimal string, for every decimal input alike (a 400 naming
+ * the field, rather than a guess at what the padding meant).
+ */
 export function parseDecimal(value: unknown): Decimal | undefined {
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) return undefined;
     return new Decimal(String(value));
   }
-  if (typeof value === 'string' && MONEY_PATTERN.test(value.trim())) return new Decimal(value.trim());
+  if (typeof value === 'string' && MONEY_PATTERN.test(value)) return new Decimal(value);
   return undefined;
 }
 
 /** The problem with a money input, or undefined when it is valid. */
 export function moneyProblem(value: unknown, allowZero: boolean): string | undefined {
   const amount = parseDecimal(value);
-  if (!amount) return 'must be a number or a decimal string';
+  if (!amount) return 'must be a number or a decimal string (digits, an optional point and exponent, no spaces)';
   if (allowZero ? amount.isNegative() : amount.lte(0)) return allowZero ? 'must be 0 or more' : 'must be greater than 0';
   if (amount.gt(MONEY_MAX)) return 'must be at most 10000000000000 (1e13)';
   if (amount.decimalPlaces() > MONEY_SCALE) return `must have at most ${MONEY_SCALE} fractional digits`;

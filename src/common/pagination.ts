@@ -1,7 +1,8 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+import { IsInt, IsOptional, IsString, isUUID, Max, MaxLength, Min } from 'class-validator';
 import { DomainError } from './errors/domain-error';
+import { toUtcInstant } from './validation';
 
 export class PageQuery {
   /** Page size, 1–500. */
@@ -26,16 +27,28 @@ export interface Page<T> {
   nextCursor: string | null;
 }
 
-/** Cursors are opaque to clients: base64url JSON of the last row's sort key. */
+/**
+ * Cursors are opaque to clients: base64url JSON of the last row's sort key. Every list here sorts
+ * on an instant, then ids: `[instant, uuid, …]`.
+ */
 export function encodeCursor(key: unknown[]): string {
   return Buffer.from(JSON.stringify(key)).toString('base64url');
 }
 
+/**
+ * The sort key of a cursor this service returned, `arity` parts long: its instant normalised to
+ * UTC (a forged one may carry any offset, SPEC §12.1), its ids uuids. Anything else is a 400
+ * naming `cursor`, before any SQL sees it.
+ */
 export function decodeCursor(cursor: string | undefined, arity: number): string[] | undefined {
   if (cursor === undefined) return undefined;
   try {
-    const key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(key) && key.length === arity && key.every((part) => typeof part === 'string')) return key;
+    const key: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(key) && key.length === arity) {
+      const [at, ...ids] = key;
+      const instant = toUtcInstant(at);
+      if (instant !== undefined && ids.every((id) => typeof id === 'string' && isUUID(id, 'all'))) return [instant, ...ids];
+    }
   } catch {
     // falls through to the 400 below
   }

@@ -1,17 +1,33 @@
-import { registerDecorator, validate, ValidateIf, ValidationError, ValidationOptions } from 'class-validator';
+import { registerDecorator, validate, ValidateIf, ValidateNested, ValidationError, ValidationOptions } from 'class-validator';
 import { plainToInstance, Transform } from 'class-transformer';
 import { FieldError, validationFailed } from './errors/domain-error';
 
-const INSTANT = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
+const INSTANT = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?(?:Z|([+-])(\d{2}):?(\d{2}))$/;
+const MINUTE_MS = 60_000;
 
-/** A real calendar instant: no Feb 30, no year 0, no hour 24 (Date.parse would roll them over). */
-export function isInstant(value: unknown): boolean {
+/**
+ * An ISO 8601 / RFC 3339 instant in UTC (`2025-12-31T08:00:00Z`, the fraction kept as given), or
+ * undefined when the value is not a real one: no Feb 30, no hour 24, an offset up to ±23:59, and a
+ * UTC year from 1 to 9999. Every instant a request carries (body, query, cursor) goes through
+ * here before SQL, so PostgreSQL, which takes offsets up to ±15:59 only, never sees another form.
+ */
+export function toUtcInstant(value: unknown): string | undefined {
   const match = typeof value === 'string' ? INSTANT.exec(value) : null;
-  if (!match) return false;
+  if (!match) return undefined;
   const [year, month, day, hour, minute, second] = match.slice(1, 7).map((part) => Number(part ?? 0));
-  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
-  return year >= 1 && month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth && hour <= 23 && minute <= 59 &&
-    second <= 59 && !Number.isNaN(Date.parse(value as string));
+  const [sign, offsetHours, offsetMinutes] = [match[8], Number(match[9] ?? 0), Number(match[10] ?? 0)];
+  // setUTCFullYear, not Date.UTC, which reads years 0–99 as 1900–1999.
+  const wall = new Date(0);
+  wall.setUTCFullYear(year, month, 0);
+  const daysInMonth = wall.getUTCDate();
+  if (year < 1 || month < 1 || month > 12 || day < 1 || day > daysInMonth || hour > 23 || minute > 59 || second > 59) return undefined;
+  if (offsetHours > 23 || offsetMinutes > 59) return undefined;
+  wall.setUTCFullYear(year, month - 1, day);
+  wall.setUTCHours(hour, minute, second, 0);
+  const offsetMs = (sign === '-' ? -1 : 1) * (offsetHours * 60 + offsetMinutes) * MINUTE_MS;
+  const utc = new Date(wall.getTime() - offsetMs);
+  if (utc.getUTCFullYear() < 1 || utc.getUTCFullYear() > 9999) return undefined;
+  return `${utc.toISOString().slice(0, 19)}${match[7] ?? ''}Z`;
 }
 
 function custom(name: string, validate: (value: unknown) => boolean, message: string, options?: ValidationOptions) {
@@ -25,14 +41,24 @@ function custom(name: string, validate: (value: unknown) => boolean, message: st
     });
 }
 
-/** An ISO 8601 instant with a zone designator (Z or ±hh:mm), e.g. 2025-01-01T00:00:00Z. */
-export const IsInstant = (options?: ValidationOptions) =>
-  custom(
+/**
+ * An ISO 8601 instant with a zone designator (Z or ±hh:mm up to ±23:59), e.g.
+ * 2025-01-01T00:00:00Z, normalised to UTC as it is read (toUtcInstant): the one decorator of
+ * every instant field.
+ */
+export const UtcInstant = (options?: ValidationOptions) => {
+  const normalise = Transform(({ value }) => toUtcInstant(value) ?? value);
+  const validate = custom(
     'isInstant',
-    isInstant,
-    'must be an ISO 8601 instant with a time zone designator, e.g. 2025-01-01T00:00:00Z',
+    (value) => toUtcInstant(value) !== undefined,
+    'must be an ISO 8601 instant with a time zone designator (offsets up to ±23:59), e.g. 2025-01-01T00:00:00Z',
     options,
   );
+  return (target: object, propertyName: string) => {
+    normalise(target, propertyName);
+    validate(target, propertyName);
+  };
+};
 
 export const isValidTimeZone = (value: unknown): boolean => {
   if (typeof value !== 'string' || value.length > 64) return false;
@@ -63,6 +89,24 @@ export const IsSmallJsonObject = (options?: ValidationOptions) =>
     options,
   );
 
+const isJsonObject = (value: unknown): value is object => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * A list of JSON objects, each read as `type` and validated (the `@Type` + `@ValidateNested`
+ * pair, made strict). class-validator takes an element that is itself a list for more objects to
+ * validate, so `records: [[{…}]]` passed and reached the service; here such an element is read as
+ * no object, and is refused like a string or a number, naming its index (`records.0`).
+ */
+export const EachNested = (type: new () => object) => {
+  const asElement = (item: unknown) => (isJsonObject(item) ? plainToInstance(type, item) : Array.isArray(item) ? null : item);
+  const read = Transform(({ value }) => (Array.isArray(value) ? value.map(asElement) : value));
+  const validateEach = ValidateNested({ each: true });
+  return (target: object, propertyName: string) => {
+    read(target, propertyName);
+    validateEach(target, propertyName);
+  };
+};
+
 /** Trims strings; leaves everything else for the validators to judge. */
 export const Trim = () => Transform(({ value }) => (typeof value === 'string' ? value.trim() : value));
 
@@ -71,8 +115,11 @@ export function flattenValidationErrors(errors: ValidationError[], prefix = ''):
   const out: FieldError[] = [];
   for (const error of errors) {
     const field = prefix ? `${prefix}.${error.property}` : error.property;
-    for (const message of Object.values(error.constraints ?? {})) {
-      out.push({ field, message: message.replace(/^property (\S+) should not exist$/, 'is not a known field') });
+    for (const [constraint, message] of Object.entries(error.constraints ?? {})) {
+      // An element of a list of objects (EachNested) that is none: class-validator's wording allows arrays.
+      const element = constraint === 'nestedValidation' && /^\d+$/.test(error.property);
+      const known = message.replace(/^property (\S+) should not exist$/, 'is not a known field');
+      out.push({ field, message: element ? 'must be a JSON object' : known });
     }
     if (error.children?.length) out.push(...flattenValidationErrors(error.children, field));
   }

@@ -3,7 +3,7 @@ import { OnEvent } from '@nestjs/event-emitter';
 import type { Scope, ScopeType } from '../budget/budget.types';
 import { Clock } from '../common/clock';
 import { DomainError, validationFailed } from '../common/errors/domain-error';
-import { Decimal, toMoneyNumber } from '../common/money';
+import { Decimal, toMoneyNumber, toMoneyString } from '../common/money';
 import { validateInput } from '../common/validation';
 import { BudgetStatusService } from '../usage/budget-status.service';
 import { BudgetTrackerService } from '../usage/budget-tracker.service';
@@ -57,7 +57,7 @@ export class BudgetIntegrationService {
   async checkConstraints(request: IntegrationCheckDto, actor?: string): Promise<IntegrationCheckResponseDto> {
     const dto = await validateInput(IntegrationCheckDto, request);
     const scopes = scopesOf(dto);
-    const estimate = new Decimal(String(dto.estimatedCost));
+    const estimate = new Decimal(toMoneyString(dto.estimatedCost));
     const decided = await this.constraints.decide({ scopes }, estimate, dto.modelId);
     const { contexts, decisions, combined } = decided;
     this.assertCurrency(contexts, dto.currency);
@@ -124,8 +124,9 @@ export class BudgetIntegrationService {
     );
   }
 
+  /** Only active budgets take the request's usage, so only they can refuse its currency (SPEC §12.1). */
   private assertCurrency(contexts: BudgetCheckContext[], currency: string): void {
-    const other = contexts.find((context) => context.currency !== currency);
+    const other = contexts.find((context) => context.active && context.currency !== currency);
     if (other) {
       throw new DomainError(
         422,

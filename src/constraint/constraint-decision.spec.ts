@@ -4,9 +4,9 @@ import {
   type BudgetCheckContext,
   type BudgetDecision,
   type SuggestedAction,
-  combineDecisions,
   consideredAlerts,
   decideBudget,
+  decideTogether,
 } from './constraint-decision';
 
 /**
@@ -62,7 +62,6 @@ function ctx(overrides: Partial<BudgetCheckContext> = {}): BudgetCheckContext {
     active: true,
     currentAmount: '0',
     reservedAmount: '0',
-    triggeredAlertIds: [],
     ...overrides,
   };
 }
@@ -126,7 +125,6 @@ const CASES: DecisionCase[] = [
       periodEnd: new Date('2030-06-01T00:00:00.000Z'),
       currentAmount: '150',
       alerts: [alert('a-block', 80, ['block-all'])],
-      triggeredAlertIds: ['a-block'],
     }),
     estimate: '10',
     model: 'gpt-4',
@@ -135,6 +133,13 @@ const CASES: DecisionCase[] = [
   },
 
   // --- 2. block-all ---------------------------------------------------------------------------
+  {
+    name: 'block-all at 100 % (fired at 100 of 100) after the limit was raised to 1000 (100 + 1 = 10.1 %): not reached now, allowed',
+    context: ctx({ limit: '1000', currentAmount: '100', alerts: [alert('a-block', 100, ['block-all'])] }),
+    estimate: '1',
+    canProceed: true, rule: 'allowed', requiresApproval: false, suggestedModel: undefined, reason: null,
+    remaining: 900, percentUsedAfter: 10.1, status: 'normal',
+  },
   {
     name: 'block-all at 80 % reached by this request (70 + 15 = 85 %): blocked',
     context: ctx({ currentAmount: '70', alerts: [alert('a-block', 80, ['block-all'])] }),
@@ -153,15 +158,13 @@ const CASES: DecisionCase[] = [
     percentUsedAfter: 80,
   },
   {
-    name: 'block-all already triggered in this window (forecast alert), request alone stays below it: blocked',
+    name: 'forecast block-all at 80 % (fired on the projection), the request below it (40 + 1 = 41 %): not considered, allowed',
     context: ctx({
       currentAmount: '40',
       alerts: [alert('a-forecast-block', 80, ['block-all'], 'forecast')],
-      triggeredAlertIds: ['a-forecast-block'],
     }),
     estimate: '1',
-    canProceed: false, rule: 'block-all', requiresApproval: false, suggestedModel: undefined,
-    reason: [BUDGET, /80% alert/, /blocks all spending/, lit('40 USD spent'), RESETS],
+    canProceed: true, rule: 'allowed', requiresApproval: false, suggestedModel: undefined, reason: null,
     percentUsedAfter: 41,
   },
   {
@@ -401,28 +404,32 @@ const CASES: DecisionCase[] = [
     reason: [/80% alert/, /needs approval/],
   },
   {
-    name: 'forecast require-approval at 80 % already triggered in the window (after only 30 %): needs approval',
+    name: 'forecast require-approval at 80 % (fired on the projection), after only 30 %: not considered, allowed',
     context: ctx({
       currentAmount: '20',
       alerts: [alert('a-fc', 80, ['require-approval'], 'forecast')],
-      triggeredAlertIds: ['a-fc'],
     }),
     estimate: '10',
-    canProceed: false, rule: 'require-approval', requiresApproval: true, suggestedModel: undefined,
-    reason: [/80% alert/, /needs approval/, lit('20 USD spent')],
+    canProceed: true, rule: 'allowed', requiresApproval: false, suggestedModel: undefined, reason: null,
   },
   {
-    name: 'a triggered id of another alert does not pull in an unreached one',
+    name: 'forecast block-all at 80 % not reached (20 + 10 = 30 %): allowed',
     context: ctx({
       currentAmount: '20',
       alerts: [alert('a-fc', 80, ['block-all'], 'forecast')],
-      triggeredAlertIds: ['some-other-alert'],
     }),
     estimate: '10',
     canProceed: true, rule: 'allowed', requiresApproval: false, suggestedModel: undefined, reason: null,
   },
 
   // --- figures and exactness ------------------------------------------------------------------
+  {
+    name: 'limit 3, spent 2.6999: percentUsedAfter shows 90 but 89.99666… % reaches neither the 90 % alert nor critical',
+    context: ctx({ limit: '3', currentAmount: '2.6999', alerts: [alert('a-approve', 90, ['require-approval'])] }),
+    estimate: '0',
+    canProceed: true, rule: 'allowed', requiresApproval: false, suggestedModel: undefined, reason: null,
+    percentUsedAfter: 90, status: 'warning',
+  },
   {
     name: 'percentUsedAfter is rounded to 2 decimals (1 of 3 → 33.33)',
     context: ctx({ limit: '3', currentAmount: '0' }),
@@ -539,25 +546,27 @@ describe('consideredAlerts', () => {
     expect(consideredAlerts(ctx({ alerts }), new Decimal('79.99')).map((a) => a.id)).toEqual(['a50']);
   });
 
-  it('adds alerts already triggered in the window, forecast ones included, even above the percent', () => {
-    const context = ctx({ alerts, triggeredAlertIds: ['f120'] });
-    expect(consideredAlerts(context, new Decimal(10)).map((a) => a.id)).toEqual(['f120']);
+  it('only the percent decides, for forecast alerts too: 10 % considers none, 120 % all', () => {
+    expect(consideredAlerts(ctx({ alerts }), new Decimal(10)).map((a) => a.id)).toEqual([]);
+    expect(consideredAlerts(ctx({ alerts }), new Decimal(120)).map((a) => a.id)).toEqual(['a50', 'a80', 'f90', 'f120']);
   });
 
-  it('a forecast alert neither triggered nor reached is not considered', () => {
+  it('the exact percent decides: 89.9999999999 % does not reach a 90 % alert', () => {
+    expect(consideredAlerts(ctx({ alerts }), new Decimal('89.9999999999')).map((a) => a.id)).toEqual(['a50', 'a80']);
+  });
+
+  it('a forecast alert not reached is not considered', () => {
     expect(consideredAlerts(ctx({ alerts }), new Decimal(89)).map((a) => a.id)).toEqual(['a50', 'a80']);
   });
 });
 
 // ---------------------------------------------------------------------------------------------
-// combineDecisions: several budgets decided together
+// decideTogether: several budgets decided together
 // ---------------------------------------------------------------------------------------------
 
-describe('combineDecisions', () => {
-  const decideAll = (contexts: BudgetCheckContext[], estimate: string, model?: string) => {
-    const decisions = contexts.map((context) => decideBudget(context, new Decimal(estimate), model));
-    return { decisions, combined: combineDecisions(decisions, contexts, model) };
-  };
+describe('decideTogether', () => {
+  const decideAll = (contexts: BudgetCheckContext[], estimate: string, model?: string) =>
+    decideTogether(contexts, new Decimal(estimate), model);
 
   const user = (overrides: Partial<BudgetCheckContext> = {}) =>
     ctx({ budgetId: 'b-user', name: 'Alice', scopeType: 'user', scopeId: 'alice', parentId: 'b-team', modelPolicy: null, ...overrides });
@@ -620,12 +629,34 @@ describe('combineDecisions', () => {
       modelPolicy: { restrictedModels: ['gpt-4o'], downgrades: { 'gpt-4o': 'gpt-4o-mini' } },
     });
     const { decisions, combined } = decideAll([a, b], '1', 'gpt-4');
-    expect(decisions[0].suggestedModel).toBe('gpt-4o');
+    // A's own step (gpt-4o) is restricted by B: A names the model both accept, and says why.
+    expect(decisions[0].suggestedModel).toBe('gpt-4o-mini');
+    expect(decisions[0].reason).toMatch(lit("downgrade gpt-4 to gpt-4o-mini (the model every budget of this request accepts; this budget's policy names gpt-4o)"));
     expect(decisions[1].canProceed).toBe(true); // gpt-4 itself is not restricted by B
     expect(combined.canProceed).toBe(true);
     expect(combined.requiresApproval).toBe(false);
     expect(combined.suggestedModel).toBe('gpt-4o-mini');
-    expect(combined.reason).toMatch(/downgrade gpt-4 to gpt-4o/);
+    expect(combined.reason).toMatch(/downgrade gpt-4 to gpt-4o-mini/);
+    expect(combined.suggestedActions).toEqual([expect.objectContaining({ type: 'auto-downgrade', model: 'gpt-4o-mini' })]);
+  });
+
+  it('auto-downgrade on one budget is one step: gpt-4 → gpt-4o (not on to gpt-4o-mini), named alike everywhere', () => {
+    const a = team({ currentAmount: '60', alerts: [alert('a-down', 50, ['auto-downgrade'])], modelPolicy: POLICY });
+    const { combined } = decideAll([a], '1', 'gpt-4');
+    expect(combined.canProceed).toBe(true);
+    expect(combined.rule).toBe('auto-downgrade');
+    expect(combined.suggestedModel).toBe('gpt-4o');
+    expect(combined.reason).toMatch(/downgrade gpt-4 to gpt-4o\b(?!-)/);
+    expect(combined.suggestedActions).toEqual([expect.objectContaining({ type: 'auto-downgrade', model: 'gpt-4o' })]);
+  });
+
+  it('a hard limit on gpt-4 suggests its one-step downgrade gpt-4o, not the end of the chain', () => {
+    const a = team({ currentAmount: '60', modelPolicy: POLICY });
+    const { combined } = decideAll([a], '41', 'gpt-4');
+    expect(combined.canProceed).toBe(false);
+    expect(combined.rule).toBe('hard-limit');
+    expect(combined.suggestedModel).toBe('gpt-4o');
+    expect(combined.suggestedActions).toEqual(expect.arrayContaining([expect.objectContaining({ type: 'auto-downgrade', model: 'gpt-4o' })]));
   });
 
   it('a blocking restriction with a downgrade elsewhere: blocked, but the common suggestion is usable by all', () => {
@@ -666,12 +697,15 @@ describe('combineDecisions', () => {
       modelPolicy: { restrictedModels: ['gpt-4o'], downgrades: {} },
     });
     const { decisions, combined } = decideAll([a, b], '1', 'gpt-4');
-    expect(decisions[0].suggestedModel).toBe('gpt-4o');
+    // A restricts gpt-4 and would suggest gpt-4o, which B restricts: no model to name anywhere.
+    expect(decisions[0].suggestedModel).toBeUndefined();
     expect(combined.canProceed).toBe(false);
     expect(combined.suggestedModel).toBeUndefined();
+    expect(combined.reason).not.toMatch(/gpt-4o/);
+    expect(combined.suggestedActions.filter((action) => action.model)).toEqual([]);
   });
 
-  it('a downgrade loop (a → b, b → a) terminates without a suggestion', () => {
+  it('a downgrade loop across budgets (a → b, b → a): one step, model-b', () => {
     const a = team({
       currentAmount: '60',
       alerts: [alert('a-down', 50, ['auto-downgrade'])],
@@ -684,10 +718,10 @@ describe('combineDecisions', () => {
     });
     const { combined } = decideAll([a, b], '1', 'model-a');
     expect(combined.canProceed).toBe(true);
-    expect(combined.suggestedModel).toBeUndefined();
+    expect(combined.suggestedModel).toBe('model-b');
   });
 
-  it('a downgrade loop inside one budget (a → b → a) terminates without a suggestion', () => {
+  it('a downgrade loop inside one budget (a → b → a): one step, model-b', () => {
     const a = team({
       currentAmount: '60',
       alerts: [alert('a-down', 50, ['auto-downgrade'])],
@@ -695,7 +729,19 @@ describe('combineDecisions', () => {
     });
     const { decisions, combined } = decideAll([a], '1', 'model-a');
     expect(decisions[0].suggestedModel).toBe('model-b');
+    expect(combined.suggestedModel).toBe('model-b');
+  });
+
+  it('a restriction loop (A restricts a and b, a → b → a) terminates without a suggestion', () => {
+    const a = team({
+      currentAmount: '60',
+      alerts: [alert('a-restrict', 50, ['restrict-models'])],
+      modelPolicy: { restrictedModels: ['model-a', 'model-b'], downgrades: { 'model-a': 'model-b', 'model-b': 'model-a' } },
+    });
+    const { decisions, combined } = decideAll([a], '1', 'model-a');
+    expect(combined.canProceed).toBe(false);
     expect(combined.suggestedModel).toBeUndefined();
+    expect(decisions[0].suggestedModel).toBeUndefined();
   });
 
   it('an inactive budget neither blocks nor objects to a model', () => {

@@ -1,7 +1,7 @@
 import { Decimal, toMoneyNumber } from '../common/money';
 import type { AlertAction, BudgetAlertConfig, ModelPolicy, ScopeType } from '../budget/budget.types';
 import type { BudgetStatus } from '../usage/dto/budget-status.dto';
-import { percentOf, statusLabel } from '../usage/budget-status.calculator';
+import { statusLabel } from '../usage/budget-status.calculator';
 
 /** Everything a decision needs about one budget, read in the same round trip as the check. */
 export interface BudgetCheckContext {
@@ -22,8 +22,6 @@ export interface BudgetCheckContext {
   active: boolean;
   currentAmount: string;
   reservedAmount: string;
-  /** Alert definition ids already triggered in this window (including forecast alerts). */
-  triggeredAlertIds: string[];
 }
 
 export type SuggestedActionType = 'auto-downgrade' | 'reduce-request' | 'request-approval' | 'wait-for-next-period' | 'use-another-model';
@@ -64,7 +62,7 @@ export interface BudgetDecision {
   active: boolean;
   /** When the window resets (its end). */
   resetsAt: string;
-  /** Actions of the alerts this request is judged by (reached after it, or already triggered). */
+  /** Actions of the alerts this request is judged by (their current threshold reached after it). */
   alertActions: AlertAction[];
   /** The rule of the ladder that answered. */
   rule: DecisionRule;
@@ -73,18 +71,34 @@ export interface BudgetDecision {
 const describeBudget = (c: BudgetCheckContext) => `Budget "${c.name}" (${c.scopeType} ${c.scopeId})`;
 const money = (value: Decimal, currency: string) => `${toMoneyNumber(value)} ${currency}`;
 
-/** The alerts a request is judged by: reached after it, or already triggered in this window. */
+/**
+ * The alerts a request is judged by: those whose threshold, as the budget defines it now, is at
+ * most the exact percent after the request (SPEC §3). An alert that fired earlier in the window is
+ * not among them once a raised limit or threshold puts it out of reach again.
+ */
 export function consideredAlerts(context: BudgetCheckContext, afterPercent: Decimal): BudgetAlertConfig[] {
-  return context.alerts.filter(
-    (alert) => afterPercent.gte(alert.threshold) || context.triggeredAlertIds.includes(alert.id),
-  );
+  return context.alerts.filter((alert) => afterPercent.gte(alert.threshold));
+}
+
+/** The model every budget of a check accepts instead of the requested one (undefined: none does). */
+export interface AgreedModel {
+  model: string | undefined;
 }
 
 /**
  * The SPEC §3 ladder for one budget: inactive, block-all, require-approval, restrict-models, hard
  * limit, auto-downgrade, notify. A pure function of the context, so every rule is unit-tested.
+ *
+ * A downgrade is one step: the requested model's entry in the budget's policy (§3.6). When the
+ * budget is decided together with others, `agreed` is the model they all accept; the budget then
+ * names that one, so the combined answer's reason, actions and suggestedModel agree.
  */
-export function decideBudget(context: BudgetCheckContext, estimatedCost: Decimal, modelId: string | undefined): BudgetDecision {
+export function decideBudget(
+  context: BudgetCheckContext,
+  estimatedCost: Decimal,
+  modelId: string | undefined,
+  agreed?: AgreedModel,
+): BudgetDecision {
   const limit = new Decimal(context.limit);
   const current = new Decimal(context.currentAmount);
   const reserved = new Decimal(context.reservedAmount);
@@ -92,7 +106,6 @@ export function decideBudget(context: BudgetCheckContext, estimatedCost: Decimal
   const afterPercent = after.div(limit).mul(100);
   const remaining = Decimal.max(0, limit.sub(current).sub(reserved));
   const resetsAt = context.periodEnd.toISOString();
-  const percentUsed = percentOf(current, limit);
   const base: BudgetDecision = {
     budgetId: context.budgetId,
     budgetName: context.name,
@@ -106,7 +119,7 @@ export function decideBudget(context: BudgetCheckContext, estimatedCost: Decimal
     currency: context.currency,
     remaining: toMoneyNumber(remaining),
     percentUsedAfter: afterPercent.toDecimalPlaces(2).toNumber(),
-    status: statusLabel(current, limit, percentUsed, Number(context.warningThreshold), Number(context.criticalThreshold)),
+    status: statusLabel(current, limit, context.warningThreshold, context.criticalThreshold),
     active: context.active,
     resetsAt,
     alertActions: [],
@@ -123,7 +136,14 @@ export function decideBudget(context: BudgetCheckContext, estimatedCost: Decimal
   base.alertActions = [...actions];
   const thresholdFor = (action: AlertAction) =>
     Math.min(...alerts.filter((alert) => alert.actions.includes(action)).map((alert) => alert.threshold));
-  const downgrade = modelId ? context.modelPolicy?.downgrades?.[modelId] : undefined;
+  const ownDowngrade = modelId ? context.modelPolicy?.downgrades?.[modelId] : undefined;
+  // What a budget with a downgrade for the model suggests, and what replaces a restricted model.
+  const downgrade = agreed ? (ownDowngrade === undefined ? undefined : agreed.model) : ownDowngrade;
+  const replacement = agreed ? agreed.model : ownDowngrade;
+  const agreedNote = (model: string) =>
+    model === ownDowngrade
+      ? ''
+      : ` (the model every budget of this request accepts${ownDowngrade === undefined ? '' : `; this budget's policy names ${ownDowngrade}`})`;
   const wait: SuggestedAction = {
     type: 'wait-for-next-period',
     description: `Wait until the window resets at ${resetsAt}.`,
@@ -155,13 +175,13 @@ export function decideBudget(context: BudgetCheckContext, estimatedCost: Decimal
       ...base,
       canProceed: false,
       rule: 'restrict-models',
-      suggestedModel: downgrade,
+      suggestedModel: replacement,
       reason:
         `${describeBudget(context)} has reached its ${thresholdFor('restrict-models')}% alert, which restricts model ${modelId}` +
-        (downgrade ? `; use ${downgrade} instead` : '') + ` (${spendLine}).`,
+        (replacement ? `; use ${replacement} instead${agreedNote(replacement)}` : '') + ` (${spendLine}).`,
       suggestedActions: [
-        ...(downgrade
-          ? [{ type: 'use-another-model' as const, description: `Retry with ${downgrade}.`, model: downgrade }]
+        ...(replacement
+          ? [{ type: 'use-another-model' as const, description: `Retry with ${replacement}.`, model: replacement }]
           : [{ type: 'use-another-model' as const, description: `Retry with a model that is not restricted.` }]),
         wait,
       ],
@@ -195,7 +215,7 @@ export function decideBudget(context: BudgetCheckContext, estimatedCost: Decimal
       ...base,
       rule: 'auto-downgrade',
       suggestedModel: downgrade,
-      reason: `${describeBudget(context)} has reached its ${thresholdFor('auto-downgrade')}% alert: downgrade ${modelId} to ${downgrade}.`,
+      reason: `${describeBudget(context)} has reached its ${thresholdFor('auto-downgrade')}% alert: downgrade ${modelId} to ${downgrade}${agreedNote(downgrade)}.`,
       suggestedActions: [{ type: 'auto-downgrade', description: `Use ${downgrade} instead of ${modelId}.`, model: downgrade }],
     };
   }
@@ -216,11 +236,25 @@ export interface CombinedDecision {
 
 /**
  * Several budgets decided together (a budget's ancestors, or every budget of the integration's
- * scopes): the request proceeds only if each allows it; one suggested model must suit them all.
+ * scopes), most specific first: the request proceeds only if each allows it, and one suggested
+ * model must suit them all. Each budget is decided on its own first; when a model was requested,
+ * each is decided again naming the model they all accept, so that every part of the answer (and
+ * of each budget's) names the same one.
  */
-export function combineDecisions(decisions: BudgetDecision[], contexts: BudgetCheckContext[], modelId: string | undefined): CombinedDecision {
+export function decideTogether(
+  contexts: BudgetCheckContext[],
+  estimatedCost: Decimal,
+  modelId: string | undefined,
+): { decisions: BudgetDecision[]; combined: CombinedDecision } {
+  const alone = contexts.map((context) => decideBudget(context, estimatedCost, modelId));
+  if (modelId === undefined) return { decisions: alone, combined: combineDecisions(alone, undefined) };
+  const agreed: AgreedModel = { model: commonModel(alone, contexts, modelId) };
+  const decisions = contexts.map((context) => decideBudget(context, estimatedCost, modelId, agreed));
+  return { decisions, combined: combineDecisions(decisions, agreed.model) };
+}
+
+function combineDecisions(decisions: BudgetDecision[], suggestedModel: string | undefined): CombinedDecision {
   const blocked = decisions.filter((decision) => !decision.canProceed);
-  const suggestedModel = modelId ? commonModel(decisions, contexts, modelId) : undefined;
   const seen = new Set<string>();
   const suggestedActions = (blocked.length ? blocked : decisions)
     .flatMap((decision) => decision.suggestedActions)
@@ -246,15 +280,19 @@ export function combineDecisions(decisions: BudgetDecision[], contexts: BudgetCh
 }
 
 /**
- * Starting from the requested model, follows the downgrades while any budget still objects to the
- * candidate (restricts it, or asks for its downgrade); bounded, since policies may form loops.
+ * The one model every budget accepts instead of the requested one, or undefined when the
+ * requested model suits them all (or none can be found). A budget asks for its one-step downgrade
+ * of the requested model only (auto-downgrade reached, or a hard limit it would exceed); a budget
+ * whose restrict-models alert is reached refuses every candidate it restricts, so the search
+ * steps on from a restricted candidate to its downgrade. Bounded, since policies may form loops.
  */
 function commonModel(decisions: BudgetDecision[], contexts: BudgetCheckContext[], modelId: string): string | undefined {
   const objects = (index: number, model: string) => {
     const actions = decisions[index].alertActions;
     const policy = contexts[index].modelPolicy;
     const restricts = actions.includes('restrict-models') && (policy?.restrictedModels ?? []).includes(model);
-    const downgrades = (actions.includes('auto-downgrade') || decisions[index].rule === 'hard-limit') && !!policy?.downgrades?.[model];
+    const downgrades =
+      model === modelId && (actions.includes('auto-downgrade') || decisions[index].rule === 'hard-limit') && !!policy?.downgrades?.[model];
     return restricts || downgrades;
   };
   let candidate = modelId;
@@ -263,7 +301,7 @@ function commonModel(decisions: BudgetDecision[], contexts: BudgetCheckContext[]
     if (!objecting.length) return candidate === modelId ? undefined : candidate;
     const next = [...objecting, ...contexts.keys()]
       .map((index) => contexts[index].modelPolicy?.downgrades?.[candidate])
-      .find((model) => model !== undefined && model !== candidate);
+      .find((model) => model !== undefined && model !== candidate && model !== modelId);
     if (!next) return undefined;
     candidate = next;
   }

@@ -23,7 +23,6 @@ export function toCheckContext(row: CheckContextRow): BudgetCheckContext {
     active: row.active,
     currentAmount: row.currentAmount,
     reservedAmount: row.reservedAmount,
-    triggeredAlertIds: (row.activeAlerts ?? []).map((alert) => alert.alertId),
   };
 }
 
@@ -43,7 +42,7 @@ export function toCheckResponse(own: BudgetDecision, combined: CombinedDecision)
     reason: combined.reason ?? own.reason,
     requiresApproval: combined.requiresApproval,
     suggestedActions: combined.suggestedActions,
-    suggestedModel: combined.suggestedModel ?? own.suggestedModel,
+    suggestedModel: combined.suggestedModel,
     blockedBy: blockingBudget(combined.blockedBy),
   };
 }

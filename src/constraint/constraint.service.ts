@@ -2,15 +2,13 @@ import { Injectable } from '@nestjs/common';
 import type { Scope } from '../budget/budget.types';
 import { Clock } from '../common/clock';
 import { DomainError, notFound } from '../common/errors/domain-error';
-import { Decimal } from '../common/money';
+import { Decimal, toMoneyString } from '../common/money';
 import { validateInput } from '../common/validation';
 import { BudgetStatusService } from '../usage/budget-status.service';
 import type { ConstraintChecker } from '../usage/constraint-checker';
-import {
-  combineDecisions, decideBudget, type BudgetCheckContext, type BudgetDecision, type CombinedDecision,
-} from './constraint-decision';
+import { decideTogether, type BudgetCheckContext, type BudgetDecision, type CombinedDecision } from './constraint-decision';
 import { toAlertHistory, toCheckContext, toCheckResponse } from './constraint.mapper';
-import { ConstraintRepository } from './constraint.repository';
+import { ConstraintRepository, type CheckContextRow } from './constraint.repository';
 import { CheckConstraintsDto } from './dto/check-constraints.dto';
 import { ReservationService } from './reservation.service';
 import type { BudgetConstraintCheckDto } from './dto/constraint-check-response.dto';
@@ -18,6 +16,25 @@ import type { AcknowledgeAlertDto, AlertHistoryDto } from './dto/alert-history.d
 
 /** What a check is about: one budget (and its ancestors), or the budgets of a request's scopes (and theirs). */
 export type CheckTarget = { budgetId: string } | { scopes: Scope[] };
+
+/**
+ * The budgets a request takes part in: the named ones (by id or scope) active at the request's
+ * instant and all their ancestors, where its usage is recorded and rolls up (SPEC §12.1). A named
+ * budget that is not active stays, decided as inactive to say why it does not constrain; an
+ * ancestor reached only through such a budget is left out, as a usage would not reach it.
+ */
+function takingPart(rows: CheckContextRow[]): CheckContextRow[] {
+  const byId = new Map(rows.map((row) => [row.budgetId, row]));
+  const kept = new Set(rows.filter((row) => row.isSeed).map((row) => row.budgetId));
+  for (const seed of rows.filter((row) => row.isSeed && row.active)) {
+    let parent = seed.parentId ? byId.get(seed.parentId) : undefined;
+    while (parent) {
+      kept.add(parent.budgetId);
+      parent = parent.parentId ? byId.get(parent.parentId) : undefined;
+    }
+  }
+  return rows.filter((row) => kept.has(row.budgetId));
+}
 
 /** The outcome of the decision pipeline: every budget decided on, and their combined verdict. */
 export interface Decided {
@@ -47,21 +64,15 @@ export class ConstraintService implements ConstraintChecker {
   async decide(target: CheckTarget, estimate: Decimal, modelId: string | undefined): Promise<Decided> {
     const byId = 'budgetId' in target;
     const rows = await this.constraints.checkContext(byId ? [target.budgetId] : [], byId ? [] : target.scopes, this.clock.now());
-    let contexts = rows.map(toCheckContext);
-    if (byId) {
-      const own = contexts.find((context) => context.budgetId === target.budgetId);
-      if (!own) throw notFound('budget', target.budgetId);
-      // An inactive budget takes no usage, so neither it nor its ancestors constrain this request.
-      if (!own.active) contexts = [own];
-    }
-    const decisions = contexts.map((context) => decideBudget(context, estimate, modelId));
-    return { contexts, decisions, combined: combineDecisions(decisions, contexts, modelId) };
+    const contexts = takingPart(rows).map(toCheckContext);
+    if (byId && !contexts.some((context) => context.budgetId === target.budgetId)) throw notFound('budget', target.budgetId);
+    return { contexts, ...decideTogether(contexts, estimate, modelId) };
   }
 
   /** `actor` names who placed a hold (reserve: true); the controller checks the role first. */
   async checkBudget(budgetId: string, request: CheckConstraintsDto, actor?: string): Promise<BudgetConstraintCheckDto> {
     const dto = await validateInput(CheckConstraintsDto, request);
-    const estimate = new Decimal(String(dto.estimatedCost));
+    const estimate = new Decimal(toMoneyString(dto.estimatedCost));
     const decided = await this.decide({ budgetId }, estimate, dto.modelId);
     const own = decided.decisions.find((decision) => decision.budgetId === budgetId)!;
     const answer = toCheckResponse(own, decided.combined);

@@ -35,7 +35,8 @@ export interface PriceListFilter {
   provider?: string;
   modelId?: string;
   at?: Date;
-  after?: [string, string, string];
+  /** The cursor: the last row's effectiveFrom (with microseconds) and id. */
+  after?: [string, string];
   limit: number;
 }
 
@@ -126,8 +127,12 @@ export class PriceCatalogRepository {
       where.push(`p.effective_from <= ${at}`, `(p.effective_to IS NULL OR p.effective_to > ${at})`);
     }
     if (filter.after) {
-      const [provider, modelId, effectiveKey] = filter.after;
-      where.push(`(p.provider, p.model_id, p.effective_from) > (${param(provider)}, ${param(modelId)}, ${param(effectiveKey, '::timestamptz')})`);
+      // The cursor names the last row; its provider and model come from that row (versions are never deleted).
+      const [effectiveKey, id] = filter.after;
+      where.push(
+        `(p.provider, p.model_id, p.effective_from) >
+         (SELECT c.provider, c.model_id, ${param(effectiveKey, '::timestamptz')} FROM model_prices c WHERE c.id = ${param(id, '::uuid')})`,
+      );
     }
     return this.dataSource.query(
       `SELECT ${PRICE_COLUMNS} FROM model_prices p

@@ -47,7 +47,7 @@ export class PriceCatalogService {
 
   async listPrices(query: ListPricesQueryDto): Promise<Page<PriceResponseDto>> {
     const limit = query.limit ?? 50;
-    const after = decodeCursor(query.cursor, 3) as [string, string, string] | undefined;
+    const after = decodeCursor(query.cursor, 2) as [string, string] | undefined;
     const rows = await this.prices.list({
       provider: query.provider,
       modelId: query.modelId,
@@ -55,7 +55,7 @@ export class PriceCatalogService {
       after,
       limit,
     });
-    return toPage(rows, limit, (row) => [row.provider, row.modelId, row.effectiveKey], toPriceResponse);
+    return toPage(rows, limit, (row) => [row.effectiveKey, row.id], toPriceResponse);
   }
 
   /** A new version from `effectiveFrom` (SPEC §14); the model need not be in the seeded catalog. */

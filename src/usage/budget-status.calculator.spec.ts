@@ -180,10 +180,16 @@ describe('percent rounding to 2 decimals', () => {
     expect(percentOf(current, limit)).toBe(percent);
   });
 
-  it('a percent that rounds up to a threshold counts as reaching it (89.996 % → 90 → critical)', () => {
+  it('a percent that rounds up to a threshold does not reach it (89.996 % shows 90 but is warning, SPEC §12.1)', () => {
     const status = deriveStatus(figures({ currentAmount: '899.96' }));
     expect(status.percentUsed).toBe(90);
-    expect(status.status).toBe('critical');
+    expect(status.status).toBe('warning');
+  });
+
+  it('limit 3, spent 2.6999: shows 90 % (rounded) but 89.99666… % is warning, not critical', () => {
+    const status = deriveStatus(figures({ currentAmount: '2.6999', limit: '3' }));
+    expect(status.percentUsed).toBe(90);
+    expect(status.status).toBe('warning');
   });
 
   it('a percent that rounds down stays below (74.994 % → 74.99 → normal)', () => {
@@ -244,11 +250,13 @@ describe('exactness with 10 fractional digits', () => {
 
 describe('statusLabel', () => {
   it.each([
-    ['current ≥ limit wins over any percent', '100', '100', 0, 'exceeded'],
-    ['critical at the critical threshold', '90', '100', 90, 'critical'],
+    ['current ≥ limit wins', '100', '100', 75, 'exceeded'],
+    ['critical at the critical threshold', '90', '100', 75, 'critical'],
     ['warning at the warning threshold', '75', '100', 75, 'warning'],
-    ['normal below warning', '74', '100', 74, 'normal'],
-  ] as const)('%s', (_name, current, limit, percent, label) => {
-    expect(statusLabel(new Decimal(current), new Decimal(limit), percent, 75, 90)).toBe(label);
+    ['normal below warning', '74', '100', 75, 'normal'],
+    ['exactly: 1e-10 below the critical threshold is warning', '89.9999999999', '100', 75, 'warning'],
+    ['exactly: 2 of 3 (66.666… %) is below a warning of 66.67 (it shows 66.67)', '2', '3', '66.67', 'normal'],
+  ] as const)('%s', (_name, current, limit, warning, label) => {
+    expect(statusLabel(new Decimal(current), new Decimal(limit), warning, 90)).toBe(label);
   });
 });

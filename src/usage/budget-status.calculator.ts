@@ -25,15 +25,20 @@ export interface DerivedStatus {
   status: BudgetStatus;
 }
 
-/** percent = part / whole × 100, rounded to 2 decimals (exact decimal arithmetic). */
+/** percent = part / whole × 100, rounded to 2 decimals (exact decimal arithmetic): the displayed figure. */
 export function percentOf(part: Decimal.Value, whole: Decimal.Value): number {
   return new Decimal(part).div(whole).mul(100).toDecimalPlaces(2).toNumber();
 }
 
-export function statusLabel(current: Decimal, limit: Decimal, percentUsed: number, warning: number, critical: number): BudgetStatus {
+/**
+ * The status label from the exact percentage, never the rounded one, so it agrees with the
+ * alerts (SPEC §12.1): 2.6999 of 3 shows 90 % but is 89.9966… %, below a critical 90.
+ */
+export function statusLabel(current: Decimal, limit: Decimal, warning: Decimal.Value, critical: Decimal.Value): BudgetStatus {
   if (current.gte(limit)) return 'exceeded';
-  if (percentUsed >= critical) return 'critical';
-  if (percentUsed >= warning) return 'warning';
+  const percent = current.div(limit).mul(100);
+  if (percent.gte(critical)) return 'critical';
+  if (percent.gte(warning)) return 'warning';
   return 'normal';
 }
 
@@ -62,6 +67,6 @@ export function deriveStatus(figures: StatusFigures): DerivedStatus {
     daysRemaining: afterEnd ? 0 : daysLeft.ceil().toNumber(),
     burnRate: toMoneyNumber(burnRate),
     projectedTotal: toMoneyNumber(projected),
-    status: statusLabel(current, limit, percentUsed, Number(figures.warningThreshold), Number(figures.criticalThreshold)),
+    status: statusLabel(current, limit, figures.warningThreshold, figures.criticalThreshold),
   };
 }

@@ -5,7 +5,7 @@ import {
   MaxLength, Min, ValidateIf, ValidateNested,
 } from 'class-validator';
 import { IsMoney } from '../../common/money';
-import { CodePointLength, IsIanaTimeZone, IsInstant, IsOmittable, IsSmallJsonObject, Satisfies, Trim } from '../../common/validation';
+import { CodePointLength, EachNested, IsIanaTimeZone, IsOmittable, IsSmallJsonObject, Satisfies, Trim, UtcInstant } from '../../common/validation';
 import { BUDGET_PERIODS, ENFORCEMENTS, SCOPE_TYPES, type BudgetPeriod, type Enforcement, type ScopeType } from '../budget.types';
 import { BudgetAlertDto } from './budget-alert.dto';
 import { ModelPolicyDto } from './model-policy.dto';
@@ -64,13 +64,13 @@ export class CreateBudgetDto {
 
   /** The anchor instant of every period. */
   @ApiProperty({ example: '2025-01-01T00:00:00Z', format: 'date-time' })
-  @IsInstant()
+  @UtcInstant()
   startDate: string;
 
   /** No period starts at or after it; the last window ends at it. */
   @ApiProperty({ format: 'date-time', required: false, nullable: true })
   @IsOptional()
-  @IsInstant()
+  @UtcInstant()
   @Satisfies<CreateBudgetDto>(
     (value, dto) => typeof value !== 'string' || typeof dto.startDate !== 'string' || Date.parse(value) > Date.parse(dto.startDate),
     'must be after startDate',
@@ -112,9 +112,7 @@ export class CreateBudgetDto {
   @IsOmittable()
   @IsArray()
   @ArrayMaxSize(50)
-  @IsObject({ each: true, message: 'each alert must be an object' })
-  @ValidateNested({ each: true })
-  @Type(() => BudgetAlertDto)
+  @EachNested(BudgetAlertDto)
   alerts?: BudgetAlertDto[];
 
   @ApiProperty({ type: ModelPolicyDto, required: false, nullable: true })

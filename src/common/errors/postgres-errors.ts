@@ -83,6 +83,8 @@ export function mapPostgresError(error: unknown): DomainError | undefined {
     case '22P02':
     case '22007':
     case '22008':
+    case '22009':
+    case '22015':
     case '22003':
     case '22021':
     case '22P05':

@@ -1,7 +1,7 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { IsOptional } from 'class-validator';
 import { PageQuery } from '../../common/pagination';
-import { IsInstant } from '../../common/validation';
+import { UtcInstant } from '../../common/validation';
 import { IsModelId, IsProviderId, MODEL_ID_PATTERN, PROVIDER_PATTERN } from './token-counts.dto';
 
 export class ListPricesQueryDto extends PageQuery {
@@ -19,6 +19,6 @@ export class ListPricesQueryDto extends PageQuery {
   /** Only the versions in effect at this instant; omitted: every version (history). */
   @ApiPropertyOptional({ example: '2026-01-01T00:00:00Z', format: 'date-time' })
   @IsOptional()
-  @IsInstant()
+  @UtcInstant()
   at?: string;
 }

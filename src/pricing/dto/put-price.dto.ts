@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsOptional, registerDecorator } from 'class-validator';
 import { parseDecimal } from '../../common/money';
-import { IsInstant, IsOmittable, Satisfies } from '../../common/validation';
+import { IsOmittable, Satisfies, UtcInstant } from '../../common/validation';
 import { PRICE_MAX, PRICE_SCALE } from '../token-cost';
 import { IsModelId, IsProviderId, MODEL_ID_PATTERN, PROVIDER_PATTERN } from './token-counts.dto';
 
@@ -61,13 +61,13 @@ export class PutModelPriceDto {
 
   /** From this instant the new prices hold; the open-ended version before it is closed here. */
   @ApiProperty({ example: '2026-12-01T00:00:00Z', format: 'date-time' })
-  @IsInstant()
+  @UtcInstant()
   effectiveFrom: string;
 
   /** Until this instant (exclusive); omitted or null: until a later version. */
   @ApiPropertyOptional({ example: null, format: 'date-time', nullable: true, type: String })
   @IsOptional()
-  @IsInstant()
+  @UtcInstant()
   @Satisfies<PutModelPriceDto>(
     (value, dto) => typeof value !== 'string' || typeof dto.effectiveFrom !== 'string' || Date.parse(value) > Date.parse(dto.effectiveFrom),
     'must be after effectiveFrom',

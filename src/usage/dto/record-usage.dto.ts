@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsOptional, IsString, IsUUID, Length, Matches, MaxLength } from 'class-validator';
 import { IsMoney } from '../../common/money';
-import { IsInstant, IsOmittable, IsSmallJsonObject } from '../../common/validation';
+import { IsOmittable, IsSmallJsonObject, UtcInstant } from '../../common/validation';
 
 /** The seed's RecordUsageRequest. */
 export class RecordUsageDto {
@@ -72,7 +72,7 @@ export class RecordUsageDto {
   /** When the usage happened (default now); may be in the past, at most 5 minutes in the future. */
   @ApiPropertyOptional({ format: 'date-time' })
   @IsOmittable()
-  @IsInstant()
+  @UtcInstant()
   occurredAt?: string;
 
   /** Settles this reservation (hold) in the same transaction. */

@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
-import { ArrayMaxSize, ArrayMinSize, IsArray, IsOptional, IsString, Length, ValidateNested } from 'class-validator';
+import { ArrayMaxSize, ArrayMinSize, IsArray, IsOptional, IsString, Length } from 'class-validator';
+import { EachNested } from '../../common/validation';
 import { RecordUsageDto } from './record-usage.dto';
 import { UsageRecordResponseDto } from './usage-record-response.dto';
 
@@ -20,8 +20,7 @@ export class RecordUsageBatchDto {
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(USAGE_BATCH_MAX)
-  @ValidateNested({ each: true })
-  @Type(() => BatchUsageItemDto)
+  @EachNested(BatchUsageItemDto)
   records: BatchUsageItemDto[];
 }
 

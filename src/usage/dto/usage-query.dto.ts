@@ -1,19 +1,19 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { IsBoolean, IsOptional, IsString, Length } from 'class-validator';
 import { PageQuery } from '../../common/pagination';
-import { IsInstant, Satisfies, ToBoolean } from '../../common/validation';
+import { Satisfies, ToBoolean, UtcInstant } from '../../common/validation';
 
 export class UsageRangeQueryDto {
   /** Inclusive lower bound on occurredAt. */
   @ApiPropertyOptional({ format: 'date-time' })
   @IsOptional()
-  @IsInstant()
+  @UtcInstant()
   from?: string;
 
   /** Exclusive upper bound on occurredAt. */
   @ApiPropertyOptional({ format: 'date-time' })
   @IsOptional()
-  @IsInstant()
+  @UtcInstant()
   @Satisfies<UsageRangeQueryDto>(
     (value, query) => typeof value !== 'string' || typeof query.from !== 'string' || Date.parse(value) > Date.parse(query.from),
     'must be after from',
@@ -24,12 +24,12 @@ export class UsageRangeQueryDto {
 export class UsageHistoryQueryDto extends PageQuery {
   @ApiPropertyOptional({ format: 'date-time', description: 'Inclusive lower bound on occurredAt.' })
   @IsOptional()
-  @IsInstant()
+  @UtcInstant()
   from?: string;
 
   @ApiPropertyOptional({ format: 'date-time', description: 'Exclusive upper bound on occurredAt.' })
   @IsOptional()
-  @IsInstant()
+  @UtcInstant()
   @Satisfies<UsageHistoryQueryDto>(
     (value, query) => typeof value !== 'string' || typeof query.from !== 'string' || Date.parse(value) > Date.parse(query.from),
     'must be after from',
