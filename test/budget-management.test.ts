@@ -12,27 +12,10 @@ import {
 } from '../src/types/budget';
 import { startFaultDatabase, type FaultDatabase } from './faults.support';
 import { createTestApp, type TestApp } from './setup/test-app';
+import { SEED_CREATE_BUDGET_EXAMPLE, SEED_RECORD_USAGE_EXAMPLE } from './setup/seed-examples';
 
-const budgetRequest: CreateBudgetRequest = {
-  name: 'Q1 2025 AI Development Budget',
-  description: 'Budget for AI development activities',
-  scopeType: 'team',
-  scopeId: 'team-engineering-ai',
-  amount: 5000,
-  currency: 'USD',
-  period: 'quarterly',
-  startDate: '2025-01-01T00:00:00Z',
-  recurring: true,
-  alerts: [{ threshold: 80, actions: ['notify', 'restrict-models'], notificationChannels: ['email', 'slack'] }],
-};
-
-const usageRequest: RecordUsageRequest = {
-  amount: 25.5,
-  currency: 'USD',
-  source: 'relaycore',
-  description: 'GPT-4 API usage',
-  metadata: { requestId: 'req-789', modelId: 'gpt-4', userId: 'user-456', teamId: 'team-123' },
-};
+const budgetRequest: CreateBudgetRequest = SEED_CREATE_BUDGET_EXAMPLE;
+const usageRequest: RecordUsageRequest = SEED_RECORD_USAGE_EXAMPLE;
 
 describe('Budget management (the seed\'s test coverage)', () => {
   let t: TestApp;

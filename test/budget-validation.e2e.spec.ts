@@ -1,4 +1,5 @@
 import { createTestApp, type TestApp, type TestResponse } from './setup/test-app';
+import { expectProblem } from './setup/problem';
 
 /**
  * SPEC §2 Budget table, row by row: every bad value is refused with problem+json naming the field,
@@ -254,20 +255,6 @@ const CASES: BadCase[] = [
 
 function fieldsOf(res: TestResponse): string[] {
   return Array.isArray(res.body?.errors) ? res.body.errors.map((e: { field: string }) => e.field) : [];
-}
-
-function expectProblem(res: TestResponse, status: number, instance: string) {
-  expect(res.status).toBe(status);
-  expect(String(res.headers['content-type'])).toMatch(/^application\/problem\+json/);
-  expect(res.body).toEqual(
-    expect.objectContaining({
-      type: expect.any(String),
-      title: expect.any(String),
-      status,
-      detail: expect.any(String),
-      instance,
-    }),
-  );
 }
 
 function expectFieldError(res: TestResponse, bad: BadCase) {

@@ -2,6 +2,7 @@ import { SEED_CREATE_BUDGET_EXAMPLE } from './setup/seed-examples';
 import { BudgetRegistryService } from '../src/budget/budget-registry.service';
 import { DomainError } from '../src/common/errors/domain-error';
 import { createTestApp, type TestApp, type TestResponse } from './setup/test-app';
+import { expectProblem } from './setup/problem';
 
 /** SPEC §5 Budgets, §6 errors, §10 lists and ETags: the Budget endpoints through the real pipeline. */
 
@@ -21,21 +22,6 @@ const base = (patch: Record<string, unknown> = {}) => ({
   ...patch,
 });
 
-function expectProblem(res: TestResponse, status: number) {
-  expect(res.status).toBe(status);
-  expect(String(res.headers['content-type'])).toMatch(/^application\/problem\+json/);
-  expect(res.body).toEqual(
-    expect.objectContaining({
-      type: expect.any(String),
-      title: expect.any(String),
-      status,
-      detail: expect.any(String),
-      instance: expect.any(String),
-    }),
-  );
-  // A problem never leaks a stack, SQL or driver text.
-  expect(JSON.stringify(res.body)).not.toMatch(/\bat .+\.(ts|js):\d+|SELECT |INSERT |UPDATE budget|QueryFailedError/);
-}
 
 describe('Budgets API', () => {
   let t: TestApp;

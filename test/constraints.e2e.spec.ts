@@ -1,6 +1,7 @@
 import { Clock } from '../src/common/clock';
 import { UsageEvents } from '../src/usage/usage.events';
-import { createTestApp, type TestApp, type TestResponse } from './setup/test-app';
+import { createTestApp, type TestApp } from './setup/test-app';
+import { expectProblem } from './setup/problem';
 
 /**
  * SPEC §3 (the decision ladder through HTTP), §2 "Alerts" (exactly once per budget, alert and
@@ -17,12 +18,6 @@ interface Budget {
   id: string;
   name: string;
   parentId: string | null;
-}
-
-function expectProblem(res: TestResponse, status: number) {
-  expect(res.status).toBe(status);
-  expect(String(res.headers['content-type'])).toMatch(/^application\/problem\+json/);
-  expect(res.body).toEqual(expect.objectContaining({ type: expect.any(String), title: expect.any(String), status, detail: expect.any(String) }));
 }
 
 describe('Constraint checks, alerts and the integration (HTTP)', () => {

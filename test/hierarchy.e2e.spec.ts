@@ -1,4 +1,5 @@
-import { createTestApp, type TestApp, type TestResponse } from './setup/test-app';
+import { createTestApp, type TestApp } from './setup/test-app';
+import { expectProblem } from './setup/problem';
 
 /** SPEC §4 hierarchy rules and the hierarchy endpoint, §10 "Depth ≤ 8" and "the hierarchy of a scope". */
 
@@ -10,21 +11,6 @@ interface Budget {
   amount: number;
   currency: string;
   version: number;
-}
-
-function expectProblem(res: TestResponse, status: number | number[]) {
-  const statuses = Array.isArray(status) ? status : [status];
-  expect(statuses).toContain(res.status);
-  expect(String(res.headers['content-type'])).toMatch(/^application\/problem\+json/);
-  expect(res.body).toEqual(
-    expect.objectContaining({
-      type: expect.any(String),
-      title: expect.any(String),
-      status: res.status,
-      detail: expect.any(String),
-      instance: expect.any(String),
-    }),
-  );
 }
 
 describe('Budget hierarchy', () => {

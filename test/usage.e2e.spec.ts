@@ -1,6 +1,8 @@
 import { Clock } from '../src/common/clock';
 import { BudgetTrackerService } from '../src/usage/budget-tracker.service';
-import { createTestApp, type TestApp, type TestResponse } from './setup/test-app';
+import { createTestApp, type TestApp } from './setup/test-app';
+import { expectProblem } from './setup/problem';
+import { SEED_RECORD_USAGE_EXAMPLE } from './setup/seed-examples';
 
 /**
  * SPEC §2 "Usage record", "Idempotency", "Status", "The cache", §5 Usage, §10 (history and
@@ -10,34 +12,6 @@ import { createTestApp, type TestApp, type TestResponse } from './setup/test-app
 
 const BUDGETS = '/api/v1/budgets';
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-
-/** The seed's RecordUsageRequest example, as written there. */
-const SEED_USAGE_REQUEST = {
-  amount: 25.5,
-  currency: 'USD',
-  source: 'relaycore',
-  description: 'GPT-4 API usage',
-  metadata: {
-    requestId: 'req-789',
-    modelId: 'gpt-4',
-    userId: 'user-456',
-    teamId: 'team-123',
-  },
-};
-
-function expectProblem(res: TestResponse, status: number) {
-  expect(res.status).toBe(status);
-  expect(String(res.headers['content-type'])).toMatch(/^application\/problem\+json/);
-  expect(res.body).toEqual(
-    expect.objectContaining({
-      type: expect.any(String),
-      title: expect.any(String),
-      status,
-      detail: expect.any(String),
-      instance: expect.any(String),
-    }),
-  );
-}
 
 describe('Usage ledger and status (HTTP)', () => {
   let t: TestApp;
@@ -93,7 +67,7 @@ describe('Usage ledger and status (HTTP)', () => {
   describe('recording', () => {
     it("the seed's RecordUsageRequest example → 201, metadata ids lifted into columns", async () => {
       const budget = await createBudget();
-      const res = await record(budget.id, SEED_USAGE_REQUEST);
+      const res = await record(budget.id, SEED_RECORD_USAGE_EXAMPLE);
       expect(res.status).toBe(201);
       expect(res.headers['idempotent-replayed']).toBeUndefined();
       expect(res.body).toEqual({
@@ -109,7 +83,7 @@ describe('Usage ledger and status (HTTP)', () => {
         projectId: null,
         requestId: 'req-789',
         reservationId: null,
-        metadata: SEED_USAGE_REQUEST.metadata,
+        metadata: SEED_RECORD_USAGE_EXAMPLE.metadata,
         occurredAt: expect.stringMatching(ISO),
         recordedAt: expect.stringMatching(ISO),
       });

@@ -1,12 +1,13 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Actor } from '../common/auth/actor.decorator';
+import { IdParamDto } from '../common/dto/id-param.dto';
 import { ApiProblems } from '../common/errors/api-problems.decorator';
 import type { Page } from '../common/pagination';
 import { ApiKeyService } from './api-key.service';
 import { ApiKeyPageDto, CreatedApiKeyDto, type ApiKeyResponseDto } from './dto/api-key-response.dto';
 import { CreateApiKeyDto } from './dto/create-api-key.dto';
-import { ApiKeyIdParamDto, ListApiKeysQueryDto } from './dto/list-api-keys.query.dto';
+import { ListApiKeysQueryDto } from './dto/list-api-keys.query.dto';
 import { RequireRole } from './require-role.decorator';
 
 @ApiTags('API keys')
@@ -38,7 +39,7 @@ export class ApiKeyController {
     description: 'Revoked: refused at once by this instance, by others once their key cache expires (15 s by default).',
   })
   @ApiProblems(400, 404)
-  revoke(@Param() { id }: ApiKeyIdParamDto, @Actor() actor: string): Promise<void> {
+  revoke(@Param() { id }: IdParamDto, @Actor() actor: string): Promise<void> {
     return this.keys.revokeKey(id, actor);
   }
 }

@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
 import { isUUID } from 'class-validator';
+import { LRUCache } from 'lru-cache';
 import type { RequestPrincipal } from '../common/auth/actor.decorator';
 import { DomainError } from '../common/errors/domain-error';
 import { decodeCursor, toPage, type Page } from '../common/pagination';
@@ -25,7 +26,6 @@ const MAX_CACHED_HASHES = 10_000;
 interface CacheEntry {
   /** null: no live key has this hash (a hash cannot become valid later: keys are random). */
   principal: RequestPrincipal | null;
-  expiresAt: number;
 }
 
 /**
@@ -33,14 +33,15 @@ interface CacheEntry {
  * authenticating requests.
  *
  * Authentication is on every request's path, so it must not cost a query each time: verified
- * hashes (and unknown ones) are cached in memory for `apiKeyCacheTtlMs` (15 s by default), and
- * concurrent lookups of one hash share one query. A revoke clears the cache of this process at
- * once; other instances stop accepting the key when their entry expires, within the TTL.
+ * hashes (and unknown ones) are kept in an LRU cache for `apiKeyCacheTtlMs` (15 s by default),
+ * and concurrent lookups of one hash share one query. A revoke clears the cache of this process
+ * at once; other instances stop accepting the key when their entry expires, within the TTL.
  */
 @Injectable()
 export class ApiKeyService implements BeforeApplicationShutdown {
   private readonly logger = new Logger(ApiKeyService.name);
-  private readonly cache = new Map<string, CacheEntry>();
+  /** Verified (and unknown) hashes; undefined when the TTL is 0 (no caching). */
+  private readonly cache: LRUCache<string, CacheEntry> | undefined;
   private readonly lookups = new Map<string, Promise<RequestPrincipal | undefined>>();
   /** Bumped by every revoke, so a lookup that raced a revoke does not cache its stale answer. */
   private revocations = 0;
@@ -50,9 +51,11 @@ export class ApiKeyService implements BeforeApplicationShutdown {
 
   constructor(
     private readonly keys: ApiKeyRepository,
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(APP_CONFIG) config: AppConfig,
   ) {
     this.envAdminHash = config.adminApiKey ? Buffer.from(hashApiKey(config.adminApiKey), 'hex') : undefined;
+    this.cache =
+      config.apiKeyCacheTtlMs > 0 ? new LRUCache({ max: MAX_CACHED_HASHES, ttl: config.apiKeyCacheTtlMs }) : undefined;
   }
 
   async createKey(input: CreateApiKeyDto, createdBy: string): Promise<CreatedApiKeyDto> {
@@ -97,7 +100,11 @@ export class ApiKeyService implements BeforeApplicationShutdown {
     const revoked = await this.keys.revoke(id);
     if (!revoked) throw new DomainError(404, 'API_KEY_NOT_FOUND', `No live API key with id ${id} exists.`);
     this.revocations++;
-    for (const [hash, entry] of this.cache) if (entry.principal?.id === id) this.cache.delete(hash);
+    const cache = this.cache;
+    if (cache) {
+      const stale = [...cache.entries()].filter(([, entry]) => entry.principal?.id === id).map(([hash]) => hash);
+      for (const hash of stale) cache.delete(hash);
+    }
     this.lastTouched.delete(id);
     this.logger.log(`API key ${id} revoked by ${revokedBy}`);
   }
@@ -107,10 +114,9 @@ export class ApiKeyService implements BeforeApplicationShutdown {
     const hash = hashApiKey(presented);
     if (this.envAdminHash && timingSafeEqual(Buffer.from(hash, 'hex'), this.envAdminHash)) return ENV_ADMIN;
     if (!looksLikeIssuedKey(presented)) return undefined;
-    const now = Date.now();
-    const cached = this.cache.get(hash);
-    const principal = cached && cached.expiresAt > now ? (cached.principal ?? undefined) : await this.lookUp(hash);
-    if (principal) this.noteUse(principal.id, now);
+    const cached = this.cache?.get(hash);
+    const principal = cached ? (cached.principal ?? undefined) : await this.lookUp(hash);
+    if (principal) this.noteUse(principal.id, Date.now());
     return principal;
   }
 
@@ -128,20 +134,12 @@ export class ApiKeyService implements BeforeApplicationShutdown {
         const principal: RequestPrincipal | undefined = row
           ? Object.freeze({ id: row.id, name: row.name, role: row.role })
           : undefined;
-        if (this.revocations === revocationsBefore) this.remember(hash, principal ?? null);
+        if (this.revocations === revocationsBefore) this.cache?.set(hash, { principal: principal ?? null });
         return principal;
       })
       .finally(() => this.lookups.delete(hash));
     this.lookups.set(hash, lookup);
     return lookup;
-  }
-
-  private remember(hash: string, principal: RequestPrincipal | null): void {
-    const ttl = this.config.apiKeyCacheTtlMs;
-    if (ttl <= 0) return;
-    this.cache.delete(hash);
-    if (this.cache.size >= MAX_CACHED_HASHES) this.cache.delete(this.cache.keys().next().value!);
-    this.cache.set(hash, { principal, expiresAt: Date.now() + ttl });
   }
 
   /** Records the key's use at most once a minute, off the request's path; a failure only logs. */

@@ -3,12 +3,13 @@ import { ApiCreatedResponse, ApiHeader, ApiNoContentResponse, ApiOkResponse, Api
 import type { FastifyReply } from 'fastify';
 import { RequireRole } from '../auth/require-role.decorator';
 import { Actor } from '../common/auth/actor.decorator';
+import { IdParamDto } from '../common/dto/id-param.dto';
 import { ApiProblems } from '../common/errors/api-problems.decorator';
 import type { Page } from '../common/pagination';
 import { BudgetRegistryService } from './budget-registry.service';
 import { BudgetPageDto, BudgetResponseDto } from './dto/budget-response.dto';
 import { CreateBudgetDto } from './dto/create-budget.dto';
-import { IdParamDto, ListBudgetsQueryDto, ScopeParamsDto } from './dto/list-budgets.query.dto';
+import { ListBudgetsQueryDto, ScopeParamsDto } from './dto/list-budgets.query.dto';
 import { UpdateBudgetDto } from './dto/update-budget.dto';
 
 const etag = (reply: FastifyReply, budget: BudgetResponseDto) => {

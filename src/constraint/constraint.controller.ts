@@ -2,7 +2,7 @@ import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/com
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { assertRole, Principal } from '../auth/principal.decorator';
 import { RequireRole } from '../auth/require-role.decorator';
-import { IdParamDto } from '../budget/dto/list-budgets.query.dto';
+import { IdParamDto } from '../common/dto/id-param.dto';
 import { Actor, type RequestPrincipal } from '../common/auth/actor.decorator';
 import { ApiProblems } from '../common/errors/api-problems.decorator';
 import { ConstraintService } from './constraint.service';

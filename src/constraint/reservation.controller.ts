@@ -1,7 +1,7 @@
 import { Controller, Delete, HttpCode, Param } from '@nestjs/common';
 import { ApiNoContentResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { RequireRole } from '../auth/require-role.decorator';
-import { IdParamDto } from '../budget/dto/list-budgets.query.dto';
+import { IdParamDto } from '../common/dto/id-param.dto';
 import { ApiProblems } from '../common/errors/api-problems.decorator';
 import { ReservationService } from './reservation.service';
 

@@ -7,12 +7,11 @@ import { UsageBatch1764300300000 } from '../../migrations/1764300300000-UsageBat
 import { PlaceReservation1764300400000 } from '../../migrations/1764300400000-PlaceReservation';
 import { ApiKeys1764300900000 } from '../../migrations/1764300900000-ApiKeys';
 import { PriceCatalog1764303000000 } from '../../migrations/1764303000000-PriceCatalog';
-import { ApiKeyEntity } from '../auth/api-key.entity';
-import { BudgetDefinitionEntity } from '../budget/budget.entity';
-import { BudgetStatusCacheEntity, UsageRecordEntity } from '../usage/usage-record.entity';
 
-/** Entities and migrations are listed as classes so ts-jest, ts-node and dist/ all find them. */
-export const ENTITIES = [BudgetDefinitionEntity, UsageRecordEntity, BudgetStatusCacheEntity, ApiKeyEntity];
+/**
+ * Migrations are listed as classes so ts-jest, ts-node and dist/ all find them. There are no
+ * entities: every statement is raw SQL in a repository, and the migrations own the schema.
+ */
 export const MIGRATIONS = [
   BudgetDefinitions1764300000000,
   Reservations1764300050000,
@@ -37,7 +36,7 @@ export function dataSourceOptions(settings: DatabaseSettings): DataSourceOptions
   return {
     type: 'postgres',
     url: settings.url,
-    entities: ENTITIES,
+    entities: [],
     migrations: MIGRATIONS,
     migrationsTableName: 'migrations',
     migrationsTransactionMode: 'each',

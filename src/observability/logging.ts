@@ -11,6 +11,11 @@ export const REDACTED_PATHS = [
   'res.headers["set-cookie"]',
 ];
 
+/** Readable lines for a developer watching a terminal; JSON lines for everything that collects logs. */
+export function prettyLogs(nodeEnv: AppConfig['nodeEnv'], stdoutIsTTY: boolean): boolean {
+  return nodeEnv === 'development' && stdoutIsTTY;
+}
+
 /**
  * nestjs-pino settings: one JSON line per request (pino-http) carrying the request id, and every
  * Nest `Logger` call routed through the same pino logger (see createApp). Bodies are never
@@ -18,8 +23,8 @@ export const REDACTED_PATHS = [
  * only for a developer at a terminal; JSON everywhere else. Tests log warnings and errors only
  * unless LOG_LEVEL says otherwise (loadConfig's default).
  */
-export function loggerParams(config: AppConfig): Params {
-  const pretty = config.nodeEnv === 'development' && process.stdout.isTTY === true;
+export function loggerParams(config: AppConfig, stdoutIsTTY = process.stdout.isTTY === true): Params {
+  const pretty = prettyLogs(config.nodeEnv, stdoutIsTTY);
   return {
     pinoHttp: {
       level: config.logLevel,

@@ -3,7 +3,7 @@ import { ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiTags } f
 import type { FastifyReply } from 'fastify';
 import { RequireRole } from '../auth/require-role.decorator';
 import { ApiProblems } from '../common/errors/api-problems.decorator';
-import { IdParamDto } from '../budget/dto/list-budgets.query.dto';
+import { IdParamDto } from '../common/dto/id-param.dto';
 import { BudgetTrackerService } from './budget-tracker.service';
 import { BudgetStatusDto } from './dto/budget-status.dto';
 import { RecordUsageDto } from './dto/record-usage.dto';

@@ -1,5 +1,5 @@
 import { ToBoolean } from '../../common/validation';
-import { IsBoolean, IsOptional, IsUUID } from 'class-validator';
+import { IsBoolean, IsOptional } from 'class-validator';
 import { ApiProperty } from '@nestjs/swagger';
 import { PageQuery } from '../../common/pagination';
 
@@ -10,10 +10,4 @@ export class ListApiKeysQueryDto extends PageQuery {
   @ToBoolean()
   @IsBoolean()
   includeRevoked?: boolean;
-}
-
-export class ApiKeyIdParamDto {
-  @ApiProperty({ format: 'uuid' })
-  @IsUUID('all', { message: 'id must be a UUID' })
-  id: string;
 }

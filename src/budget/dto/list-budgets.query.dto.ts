@@ -27,9 +27,3 @@ export class ScopeParamsDto {
   @Matches(/^[A-Za-z0-9._:@-]{1,200}$/, { message: 'id must be 1–200 characters of letters, digits and . _ : @ -' })
   id: string;
 }
-
-export class IdParamDto {
-  @ApiProperty({ format: 'uuid' })
-  @IsUUID('all', { message: 'id must be a UUID' })
-  id: string;
-}
