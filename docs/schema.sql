@@ -109,11 +109,14 @@ CREATE TABLE public.budget_reservations (
   created_at timestamp with time zone DEFAULT now() NOT NULL,
   expires_at timestamp with time zone NOT NULL,
   closed_at timestamp with time zone,
+  budget_ids uuid[],
   CONSTRAINT budget_reservations_pkey PRIMARY KEY (id),
   CONSTRAINT budget_reservations_amount_check CHECK (amount >= 0::numeric AND amount <= '10000000000000'::bigint::numeric),
   CONSTRAINT budget_reservations_closed_iff_not_held CHECK ((state = 'held'::text) = (closed_at IS NULL)),
   CONSTRAINT budget_reservations_state_check CHECK (state = ANY (ARRAY['held'::text, 'settled'::text, 'released'::text, 'expired'::text]))
 );
+
+COMMENT ON COLUMN public.budget_reservations.budget_ids IS 'The budgets it was placed for (named ones and their ancestors); a usage settles it only on one of them or a descendant.';
 
 CREATE TABLE public.budget_status_cache (
   budget_id uuid NOT NULL,
@@ -343,6 +346,31 @@ AS $function$
       END
       $function$;
 
+CREATE OR REPLACE FUNCTION public.budget_definitions_currency_lock()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+      BEGIN
+        PERFORM 1 FROM budget_status_cache c WHERE c.budget_id = NEW.id FOR UPDATE;
+        IF EXISTS (
+             WITH RECURSIVE tree AS (
+               SELECT NEW.id AS id
+               UNION
+               SELECT b.id FROM tree t JOIN budget_definitions b ON b.parent_id = t.id)
+             SELECT 1 FROM tree JOIN budget_usage_records u ON u.budget_id = tree.id) THEN
+          RAISE EXCEPTION USING ERRCODE = 'RB409', MESSAGE = 'CURRENCY_LOCKED',
+            DETAIL = format('Budget %s already counts usage in %s, so its currency cannot change (the ledger is never relabelled); create a new budget for %s.',
+                            NEW.id, OLD.currency, NEW.currency);
+        END IF;
+        IF EXISTS (SELECT 1 FROM budget_reservation_holds h WHERE h.budget_id = NEW.id AND h.expires_at > now()) THEN
+          RAISE EXCEPTION USING ERRCODE = 'RB409', MESSAGE = 'CURRENCY_LOCKED',
+            DETAIL = format('Budget %s has open reservations in %s; its currency can change once they are settled, released or expired.',
+                            NEW.id, OLD.currency);
+        END IF;
+        RETURN NEW;
+      END
+      $function$;
+
 CREATE OR REPLACE FUNCTION public.budget_definitions_hierarchy_guard()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -376,15 +404,6 @@ AS $function$
             RAISE EXCEPTION USING ERRCODE = 'RB422', MESSAGE = 'PARENT_NOT_FOUND',
               DETAIL = format('Parent budget %s does not exist or was deleted.', NEW.parent_id);
           END IF;
-          IF parent.currency <> NEW.currency THEN
-            RAISE EXCEPTION USING ERRCODE = 'RB422', MESSAGE = 'PARENT_CURRENCY_MISMATCH',
-              DETAIL = format('A child budget must use its parent''s currency (%s), not %s.', parent.currency, NEW.currency);
-          END IF;
-          IF NEW.amount > parent.amount THEN
-            RAISE EXCEPTION USING ERRCODE = 'RB422', MESSAGE = 'AMOUNT_EXCEEDS_PARENT',
-              DETAIL = format('The amount %s is larger than the parent budget''s amount %s.',
-                              trim_scale(NEW.amount), trim_scale(parent.amount));
-          END IF;
           WITH RECURSIVE chain AS (
             SELECT b.id, b.parent_id, 1 AS depth FROM budget_definitions b WHERE b.id = NEW.parent_id
             UNION ALL
@@ -395,6 +414,15 @@ AS $function$
           IF conflicting = 'true' THEN
             RAISE EXCEPTION USING ERRCODE = 'RB409', MESSAGE = 'HIERARCHY_CYCLE',
               DETAIL = 'That parent is this budget or one of its descendants; budgets cannot form a cycle.';
+          END IF;
+          IF parent.currency <> NEW.currency THEN
+            RAISE EXCEPTION USING ERRCODE = 'RB422', MESSAGE = 'PARENT_CURRENCY_MISMATCH',
+              DETAIL = format('A child budget must use its parent''s currency (%s), not %s.', parent.currency, NEW.currency);
+          END IF;
+          IF NEW.amount > parent.amount THEN
+            RAISE EXCEPTION USING ERRCODE = 'RB422', MESSAGE = 'AMOUNT_EXCEEDS_PARENT',
+              DETAIL = format('The amount %s is larger than the parent budget''s amount %s.',
+                              trim_scale(NEW.amount), trim_scale(parent.amount));
           END IF;
         ELSE
           parent_depth := 0;
@@ -470,9 +498,11 @@ AS $function$
           END IF;
           k := greatest(k, 0);
           LOOP
-            period_start := CASE WHEN step_months IS NOT NULL
-              THEN (anchor + make_interval(months => (k * step_months)::integer))
-              ELSE (anchor + make_interval(days => (k * step_days)::integer)) END AT TIME ZONE p_timezone;
+            period_start := CASE
+              WHEN k = 0 THEN p_start
+              WHEN step_months IS NOT NULL
+              THEN (anchor + make_interval(months => (k * step_months)::integer)) AT TIME ZONE p_timezone
+              ELSE (anchor + make_interval(days => (k * step_days)::integer)) AT TIME ZONE p_timezone END;
             EXIT WHEN period_start <= probe OR k = 0;
             k := k - 1;
           END LOOP;
@@ -594,12 +624,15 @@ AS $function$
         deleted     timestamptz;
         hops        integer := 0;
         fresh       budget_status_cache;
+        def         budget_definitions;
+        win         record;
+        at_time     timestamptz;
       BEGIN
         SELECT count(*) INTO n FROM inserted_rows;
         IF n = 0 THEN
           RETURN NULL;
         ELSIF n = 1 THEN
-          SELECT i.id, i.budget_id, i.amount, i.occurred_at INTO r FROM inserted_rows i;
+          SELECT i.id, i.budget_id, i.amount, i.currency, i.occurred_at INTO r FROM inserted_rows i;
           node := r.budget_id;
           LOOP
             UPDATE budget_status_cache c SET
@@ -620,20 +653,42 @@ AS $function$
               -- No cache row (never the case by construction): rebuild it from the ledger, which
               -- already includes this record.
               next_node := (refresh_budget_status_cache(node)).parent_id;
-            ELSIF NOT in_window AND r.occurred_at >= win_end THEN
-              -- The row still holds an earlier window (nobody has read it since the period
-              -- rolled over): move it to the usage's window now, under the lock we hold, so the
-              -- figures and the alerts of the new window start with this write. The ledger the
-              -- refresh sums already includes this record.
-              fresh := refresh_budget_status_cache(node, greatest(r.occurred_at, now()));
-              next_node := fresh.parent_id;
-              IF r.occurred_at >= fresh.period_start AND r.occurred_at < fresh.period_end
-                 AND deleted IS NULL AND rules <> '[]'::jsonb THEN
-                PERFORM budget_alerts_evaluate(node, rules, lim, fresh.current_amount, fresh.period_start,
-                                               fresh.period_end, r.id);
+            ELSE
+              IF hops = 0 AND EXISTS (SELECT 1 FROM budget_definitions x WHERE x.id = node AND x.currency <> r.currency) THEN
+                RAISE EXCEPTION USING ERRCODE = 'RB422', MESSAGE = 'CURRENCY_MISMATCH',
+                  DETAIL = format('The currency of budget %s changed while this usage in %s was being recorded; it now counts in %s.',
+                                  node, r.currency, (SELECT x.currency FROM budget_definitions x WHERE x.id = node));
               END IF;
-            ELSIF in_window AND deleted IS NULL AND rules <> '[]'::jsonb THEN
-              PERFORM budget_alerts_evaluate(node, rules, lim, cur_amount, win_start, win_end, r.id);
+              IF NOT in_window OR now() < win_start OR now() >= win_end THEN
+                -- The usage lies outside the cached window, or that window no longer holds now:
+                -- move the row to the window containing now if it holds another one (the ledger
+                -- the refresh sums already includes this record).
+                SELECT * INTO def FROM budget_definitions x WHERE x.id = node;
+                win := budget_period_window(def.start_date, def.end_date, def.period, def.custom_period_days,
+                                          def.recurring, def.timezone, now());
+                IF win.period_start <> win_start OR win.period_end <> win_end THEN
+                  fresh := refresh_budget_status_cache(node, now());
+                  next_node := fresh.parent_id;
+                  cur_amount := fresh.current_amount;
+                  win_start := fresh.period_start;
+                  win_end := fresh.period_end;
+                  in_window := r.occurred_at >= win_start AND r.occurred_at < win_end;
+                END IF;
+              END IF;
+              IF deleted IS NULL AND rules <> '[]'::jsonb THEN
+                IF in_window THEN
+                  PERFORM budget_alerts_evaluate(node, rules, lim, cur_amount, win_start, win_end, r.id);
+                ELSE
+                  -- Another window than the cached one: its figures come from the ledger (this
+                  -- row lock serialises the writers of this budget, so the last of them sees all).
+                  win := budget_period_window(def.start_date, def.end_date, def.period, def.custom_period_days,
+                                            def.recurring, def.timezone, r.occurred_at);
+                  IF win.active THEN
+                    SELECT s.current_amount INTO cur_amount FROM calculate_budget_status(node, r.occurred_at) s;
+                    PERFORM budget_alerts_evaluate(node, rules, lim, cur_amount, win.period_start, win.period_end, r.id);
+                  END IF;
+                END IF;
+              END IF;
             END IF;
             hops := hops + 1;
             EXIT WHEN next_node IS NULL OR hops >= 8;
@@ -662,6 +717,12 @@ AS $function$
         PERFORM 1 FROM budget_status_cache c JOIN unnest(ordered) WITH ORDINALITY o (node, ord) ON c.budget_id = o.node
         ORDER BY o.ord FOR UPDATE OF c;
         GET DIAGNOSTICS n = ROW_COUNT;
+        -- Under the locks, the records' budgets still count in the currency the records carry.
+        IF EXISTS (SELECT 1 FROM (SELECT DISTINCT i.budget_id, i.currency FROM inserted_rows i) i
+                   JOIN budget_definitions x ON x.id = i.budget_id WHERE x.currency <> i.currency) THEN
+          RAISE EXCEPTION USING ERRCODE = 'RB422', MESSAGE = 'CURRENCY_MISMATCH',
+            DETAIL = 'The currency of a budget changed while these usage records were being recorded in the previous one.';
+        END IF;
         -- With every window locked, one pass adds each node's in-window sums.
         FOR node, cur_amount, win_start, win_end, lim, rules, deleted IN
           UPDATE budget_status_cache c SET
@@ -680,6 +741,24 @@ AS $function$
           IF deleted IS NULL AND rules <> '[]'::jsonb THEN
             PERFORM budget_alerts_evaluate(node, rules, lim, cur_amount, win_start, win_end, NULL);
           END IF;
+        END LOOP;
+        -- Records outside their budgets' cached windows: each other window of each budget is
+        -- evaluated once, against its total from the ledger.
+        FOR node, lim, rules, at_time IN
+          SELECT b.id, b.amount, b.alerts, min(i.occurred_at)
+          FROM unnest(pair_leaf, pair_node) p (leaf, node)
+          JOIN budget_status_cache w ON w.budget_id = p.node
+          JOIN inserted_rows i ON i.budget_id = p.leaf
+                              AND NOT (i.occurred_at >= w.period_start AND i.occurred_at < w.period_end)
+          JOIN budget_definitions b ON b.id = p.node AND b.deleted_at IS NULL AND b.alerts <> '[]'::jsonb
+          CROSS JOIN LATERAL budget_period_window(b.start_date, b.end_date, b.period, b.custom_period_days,
+                                                  b.recurring, b.timezone, i.occurred_at) pw
+          WHERE pw.active
+          GROUP BY b.id, pw.period_start
+        LOOP
+          SELECT s.current_amount, s.period_start, s.period_end INTO cur_amount, win_start, win_end
+          FROM calculate_budget_status(node, at_time) s;
+          PERFORM budget_alerts_evaluate(node, rules, lim, cur_amount, win_start, win_end, NULL);
         END LOOP;
         IF n < cardinality(ordered) THEN
           -- Missing cache rows (never the case by construction): rebuilt from the ledger.
@@ -710,10 +789,9 @@ AS $function$
         END IF;
         RETURN QUERY
           WITH RECURSIVE tree AS (
-            SELECT p_budget_id AS id, 1 AS depth
-            UNION ALL
-            SELECT b.id, t.depth + 1 FROM tree t JOIN budget_definitions b ON b.parent_id = t.id
-            WHERE t.depth < 8
+            SELECT p_budget_id AS id
+            UNION
+            SELECT b.id FROM tree t JOIN budget_definitions b ON b.parent_id = t.id
           )
           SELECT w.period_start, w.period_end, w.active,
                  coalesce(sum(s.amount), 0), coalesce(sum(s.n), 0)::bigint, max(s.last_at)
@@ -817,6 +895,7 @@ CREATE OR REPLACE FUNCTION public.place_reservation(p_budget_ids uuid[], p_scope
 AS $function$
       DECLARE
         members  uuid[];
+        holding  uuid[] := '{}';
         member   record;
         w        record;
         c        budget_status_cache;
@@ -835,20 +914,23 @@ AS $function$
         PERFORM 1 FROM budget_status_cache s JOIN unnest(members) WITH ORDINALITY m (id, ord) ON s.budget_id = m.id
         ORDER BY m.ord FOR UPDATE OF s;
 
-        -- With every row locked, each statement below sees all committed usage and holds.
+        -- With every row locked, each statement below sees all committed usage, holds and
+        -- currencies.
         FOR member IN
           SELECT d.id, d.amount, d.currency, d.enforcement, d.start_date, d.end_date, d.period, d.custom_period_days,
                  d.recurring, d.timezone, m.ord
           FROM unnest(members) WITH ORDINALITY m (id, ord) JOIN budget_definitions d ON d.id = m.id
           ORDER BY m.ord
         LOOP
+          w := budget_period_window(member.start_date, member.end_date, member.period, member.custom_period_days,
+                                    member.recurring, member.timezone, p_at);
+          CONTINUE WHEN NOT w.active;
           IF member.currency::text <> p_currency THEN
             RAISE EXCEPTION USING ERRCODE = 'RB422', MESSAGE = 'CURRENCY_MISMATCH',
               DETAIL = format('Budget %s counts in %s; the reservation is in %s.', member.id, member.currency, p_currency);
           END IF;
-          w := budget_period_window(member.start_date, member.end_date, member.period, member.custom_period_days,
-                                    member.recurring, member.timezone, p_at);
-          CONTINUE WHEN NOT w.active OR member.enforcement <> 'hard';
+          holding := holding || member.id;
+          CONTINUE WHEN member.enforcement <> 'hard';
           SELECT * INTO c FROM budget_status_cache s WHERE s.budget_id = member.id;
           IF c.period_start IS DISTINCT FROM w.period_start OR c.period_end IS DISTINCT FROM w.period_end THEN
             c := refresh_budget_status_cache(member.id, p_at);
@@ -860,11 +942,11 @@ AS $function$
           END IF;
         END LOOP;
 
-        INSERT INTO budget_reservations (amount, currency, model_id, request_id, created_by, expires_at)
-        VALUES (p_amount, p_currency, p_model_id, p_request_id, p_created_by, expiry)
+        INSERT INTO budget_reservations (amount, currency, model_id, request_id, created_by, expires_at, budget_ids)
+        VALUES (p_amount, p_currency, p_model_id, p_request_id, p_created_by, expiry, members)
         RETURNING id INTO new_id;
         INSERT INTO budget_reservation_holds (reservation_id, budget_id, amount, expires_at)
-        SELECT new_id, m.id, p_amount, expiry FROM unnest(members) m (id);
+        SELECT new_id, m.id, p_amount, expiry FROM unnest(holding) m (id);
         RETURN QUERY SELECT true, new_id, expiry, NULL::uuid;
       END
       $function$;
@@ -968,7 +1050,10 @@ AS $function$
                 format('occurredAt %s is before the budget starts (%s).', at_time, b.start_date)
               WHEN b.end_date IS NOT NULL AND at_time >= b.end_date THEN
                 format('occurredAt %s is at or after the budget''s end (%s).', at_time, b.end_date)
-              ELSE format('occurredAt %s is outside the single period of this non-recurring budget [%s, %s).',
+              WHEN NOT b.recurring THEN
+                format('occurredAt %s is outside the single period of this non-recurring budget [%s, %s).',
+                       at_time, w.period_start, w.period_end)
+              ELSE format('occurredAt %s is outside every window of this budget (the nearest is [%s, %s)).',
                           at_time, w.period_start, w.period_end) END;
         END IF;
 
@@ -999,6 +1084,14 @@ AS $function$
           was_replay := true;
         ELSE
           IF p_reservation_id IS NOT NULL THEN
+            -- Only a reservation placed for this budget or an ancestor; raising undoes the insert.
+            IF EXISTS (SELECT 1 FROM budget_reservations x
+                       WHERE x.id = p_reservation_id AND x.budget_ids IS NOT NULL
+                         AND NOT x.budget_ids && ARRAY(SELECT a.id FROM budget_ancestry(ARRAY[p_budget_id]) a)) THEN
+              RAISE EXCEPTION USING ERRCODE = 'RB409', MESSAGE = 'RESERVATION_MISMATCH',
+                DETAIL = format('Reservation %s was placed for other budgets; a usage on budget %s settles only a reservation of that budget or one of its ancestors.',
+                                p_reservation_id, p_budget_id);
+            END IF;
             -- Settles the hold in the same transaction as the actual cost (a hold that already
             -- expired or was released counts for nothing either way; the usage is recorded).
             PERFORM close_reservation(p_reservation_id, 'settled');
@@ -1065,8 +1158,8 @@ AS $function$
         FROM budget_status_cache c WHERE c.budget_id = p_budget_id;
 
         -- One INSERT of every record that may go in: right currency, inside a window of the budget,
-        -- and the first of its idempotency key in the batch. A key recorded before is skipped by
-        -- ON CONFLICT and answered below.
+        -- a reservation of this budget or an ancestor (if any), and the first of its idempotency
+        -- key in the batch. A key recorded before is skipped by ON CONFLICT and answered below.
         WITH raw AS (
           SELECT (e.item->>'id')::uuid AS id, (e.item->>'amount')::numeric AS amount, e.item->>'currency' AS currency,
                  coalesce(e.item->>'source', 'api') AS source, e.item->>'description' AS description,
@@ -1081,7 +1174,10 @@ AS $function$
           -- Usage inside the budget's cached (now current) window needs no period arithmetic.
           SELECT r.*, CASE WHEN r.occurred_at >= cached_start AND r.occurred_at < cached_end THEN true
                            ELSE (budget_period_window(b.start_date, b.end_date, b.period, b.custom_period_days,
-                                                      b.recurring, b.timezone, r.occurred_at)).active END AS in_period
+                                                      b.recurring, b.timezone, r.occurred_at)).active END AS in_period,
+                 r.reservation_id IS NOT NULL AND EXISTS (
+                   SELECT 1 FROM budget_reservations x
+                   WHERE x.id = r.reservation_id AND x.budget_ids IS NOT NULL AND NOT x.budget_ids && chain) AS mismatch
           FROM raw r
         ), inserted AS (
           INSERT INTO budget_usage_records AS u (id, budget_id, amount, currency, source, description, model_id,
@@ -1091,7 +1187,8 @@ AS $function$
                  i.project_id, i.request_id, i.idempotency_key, i.request_hash, i.reservation_id, i.metadata,
                  i.occurred_at
           FROM items i
-          WHERE i.currency = b.currency::text AND i.in_period AND (i.idempotency_key IS NULL OR i.nth = 1)
+          WHERE i.currency = b.currency::text AND i.in_period AND NOT i.mismatch
+            AND (i.idempotency_key IS NULL OR i.nth = 1)
           ON CONFLICT ON CONSTRAINT budget_usage_records_idempotency_key DO NOTHING
           RETURNING u.id, u.reservation_id
         )
@@ -1116,13 +1213,17 @@ AS $function$
         WITH raw AS (
           SELECT (e.ord - 1)::integer AS ordinal, (e.item->>'id')::uuid AS id, e.item->>'currency' AS currency,
                  e.item->>'idempotencyKey' AS idempotency_key, e.item->>'requestHash' AS request_hash,
+                 (e.item->>'reservationId')::uuid AS reservation_id,
                  coalesce((e.item->>'occurredAt')::timestamptz, now()) AS occurred_at
           FROM jsonb_array_elements(p_records) WITH ORDINALITY e (item, ord)
         ), items AS (
           -- Usage inside the budget's cached (now current) window needs no period arithmetic.
           SELECT r.*, CASE WHEN r.occurred_at >= cached_start AND r.occurred_at < cached_end THEN true
                            ELSE (budget_period_window(b.start_date, b.end_date, b.period, b.custom_period_days,
-                                                      b.recurring, b.timezone, r.occurred_at)).active END AS in_period
+                                                      b.recurring, b.timezone, r.occurred_at)).active END AS in_period,
+                 r.reservation_id IS NOT NULL AND EXISTS (
+                   SELECT 1 FROM budget_reservations x
+                   WHERE x.id = r.reservation_id AND x.budget_ids IS NOT NULL AND NOT x.budget_ids && chain) AS mismatch
           FROM raw r
         )
         SELECT i.ordinal,
@@ -1135,6 +1236,7 @@ AS $function$
                     WHEN r.id IS NOT NULL THEN 'IDEMPOTENCY_KEY_REUSED'
                     WHEN i.currency <> b.currency::text THEN 'CURRENCY_MISMATCH'
                     WHEN NOT i.in_period THEN 'OUTSIDE_BUDGET_PERIOD'
+                    WHEN i.mismatch THEN 'RESERVATION_MISMATCH'
                     ELSE 'IDEMPOTENCY_KEY_IN_FLIGHT' END,
                CASE WHEN i.id = ANY (new_ids) OR (r.id IS NOT NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash) THEN NULL
                     WHEN r.id IS NOT NULL THEN
@@ -1142,6 +1244,9 @@ AS $function$
                     WHEN i.currency <> b.currency::text THEN
                       format('This budget counts in %s; the usage is in %s.', b.currency, i.currency)
                     WHEN NOT i.in_period THEN format('occurredAt %s is outside every period of this budget.', i.occurred_at)
+                    WHEN i.mismatch THEN
+                      format('Reservation %s was placed for other budgets; a usage on budget %s settles only a reservation of that budget or one of its ancestors.',
+                             i.reservation_id, p_budget_id)
                     ELSE format('A concurrent request is recording the idempotency key "%s"; retry to get its record.', i.idempotency_key) END,
                NOT (i.id = ANY (new_ids)) AND r.id IS NOT NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash,
                u.id, p_budget_id, u.amount, u.currency::text, u.source::text, u.description::text, u.model_id::text,
@@ -1195,6 +1300,8 @@ AS $function$
 CREATE TRIGGER budget_definitions_cache_insert AFTER INSERT ON public.budget_definitions FOR EACH ROW EXECUTE FUNCTION public.budget_definitions_cache_insert();
 
 CREATE TRIGGER budget_definitions_cache_update AFTER UPDATE OF start_date, end_date, period, custom_period_days, recurring, timezone, parent_id ON public.budget_definitions FOR EACH ROW WHEN (new.start_date IS DISTINCT FROM old.start_date OR new.end_date IS DISTINCT FROM old.end_date OR new.period IS DISTINCT FROM old.period OR new.custom_period_days IS DISTINCT FROM old.custom_period_days OR new.recurring IS DISTINCT FROM old.recurring OR new.timezone IS DISTINCT FROM old.timezone OR new.parent_id IS DISTINCT FROM old.parent_id) EXECUTE FUNCTION public.budget_definitions_cache_update();
+
+CREATE TRIGGER budget_definitions_currency_lock BEFORE UPDATE OF currency ON public.budget_definitions FOR EACH ROW WHEN (new.currency IS DISTINCT FROM old.currency) EXECUTE FUNCTION public.budget_definitions_currency_lock();
 
 CREATE TRIGGER budget_definitions_hierarchy_guard BEFORE INSERT OR UPDATE OF parent_id, amount, currency, deleted_at ON public.budget_definitions FOR EACH ROW EXECUTE FUNCTION public.budget_definitions_hierarchy_guard();
 

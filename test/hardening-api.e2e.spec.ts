@@ -1,4 +1,5 @@
 import { mapPostgresError } from '../src/common/errors/postgres-errors';
+import { expectProblem } from './setup/problem';
 import { createTestApp, type TestApp, type TestResponse } from './setup/test-app';
 
 /**
@@ -9,12 +10,6 @@ import { createTestApp, type TestApp, type TestResponse } from './setup/test-app
 
 const API = '/api/v1';
 const BUDGETS = `${API}/budgets`;
-
-function expectProblem(res: TestResponse, status: number) {
-  expect(res.status).toBe(status);
-  expect(String(res.headers['content-type'])).toMatch(/^application\/problem\+json/);
-  expect(res.body).toEqual(expect.objectContaining({ type: expect.any(String), title: expect.any(String), status, detail: expect.any(String) }));
-}
 
 const fieldsOf = (res: TestResponse): string[] => (res.body?.errors ?? []).map((e: { field: string }) => e.field);
 
@@ -417,6 +412,20 @@ describe('hardening: wrong answers and 500s found by probing (issue 11)', () => 
       expect(Array.isArray(res.body.servers)).toBe(true);
       expect(res.body.servers.length).toBeGreaterThan(0);
       for (const server of res.body.servers) expect(server.url).toMatch(/^(\/|https?:\/\/)/);
+    });
+  });
+
+  describe('malformed JSON', () => {
+    it.each([['{', 'not valid JSON'], ['nul', 'not valid JSON'], ['', 'empty']])('body %j → 400 MALFORMED_JSON', async (payload) => {
+      const res = await t.app.inject({
+        method: 'POST',
+        url: BUDGETS,
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${t.keys.admin}` },
+        payload,
+      });
+      const answer = { status: res.statusCode, headers: res.headers as Record<string, string>, body: res.json() };
+      expectProblem(answer, 400);
+      expect(answer.body.code).toBe('MALFORMED_JSON');
     });
   });
 });

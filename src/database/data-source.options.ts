@@ -6,6 +6,7 @@ import { ConstraintChecks1764300200000 } from '../../migrations/1764300200000-Co
 import { UsageBatch1764300300000 } from '../../migrations/1764300300000-UsageBatch';
 import { PlaceReservation1764300400000 } from '../../migrations/1764300400000-PlaceReservation';
 import { ApiKeys1764300900000 } from '../../migrations/1764300900000-ApiKeys';
+import { Hardening1764301000000 } from '../../migrations/1764301000000-Hardening';
 import { PriceCatalog1764303000000 } from '../../migrations/1764303000000-PriceCatalog';
 
 /**
@@ -20,6 +21,7 @@ export const MIGRATIONS = [
   UsageBatch1764300300000,
   PlaceReservation1764300400000,
   ApiKeys1764300900000,
+  Hardening1764301000000,
   PriceCatalog1764303000000,
 ];
 

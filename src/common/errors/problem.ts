@@ -57,10 +57,15 @@ function fromHttpException(error: HttpException): DomainError {
   return new DomainError(status, HTTP_CODES[status] ?? (status >= 500 ? 'INTERNAL_ERROR' : 'BAD_REQUEST'), message);
 }
 
+const fastifyCodeOf = (error: unknown) => (error as { code?: string } | undefined)?.code;
+
 function toDomainError(error: unknown): DomainError {
   if (error instanceof DomainError) return error;
+  // Nest's Fastify adapter wraps Fastify's own 4xx errors (a body that is not JSON...) in an
+  // HttpException; the original, with its stable FST_ code, is the cause.
+  if (error instanceof HttpException && FASTIFY_ERRORS[fastifyCodeOf(error.cause) ?? '']) return toDomainError(error.cause);
   if (error instanceof HttpException) return fromHttpException(error);
-  const fastifyCode = (error as { code?: string })?.code;
+  const fastifyCode = fastifyCodeOf(error);
   if (fastifyCode && FASTIFY_ERRORS[fastifyCode]) {
     const [status, code, detail] = FASTIFY_ERRORS[fastifyCode];
     return new DomainError(status, code, detail);
