@@ -14,7 +14,7 @@
  *   Notification     notification/                                         → budget, auth, floor
  *   Constraint       constraint/                                           → usage, pricing, budget, auth, floor
  *   Usage            usage/                                                → pricing, budget, auth, floor
- *   Pricing          pricing/                                              → floor only
+ *   Pricing          pricing/                                              → auth, floor
  *   Budget           budget/                                               → auth, floor
  *   Auth             auth/                                                 → floor
  *   Observability    observability/                                        → floor, and other rooms' events
@@ -57,7 +57,8 @@ const ROOMS = {
   notification: { label: 'Notification', path: '^src/notification/', mayImport: ['budget', 'auth', ...FLOOR] },
   constraint: { label: 'Constraint', path: '^src/constraint/', mayImport: ['usage', 'pricing', 'budget', 'auth', ...FLOOR] },
   usage: { label: 'Usage', path: '^src/usage/', mayImport: ['pricing', 'budget', 'auth', ...FLOOR] },
-  pricing: { label: 'Pricing', path: '^src/pricing/', mayImport: [...FLOOR] },
+  // auth: its controller declares roles with @RequireRole, like every room's (README: pricing, budget → auth).
+  pricing: { label: 'Pricing', path: '^src/pricing/', mayImport: ['auth', ...FLOOR] },
   budget: { label: 'Budget', path: '^src/budget/', mayImport: ['auth', ...FLOOR] },
   auth: { label: 'Auth', path: '^src/auth/', mayImport: [...FLOOR] },
   observability: { label: 'Observability', path: '^src/observability/', mayImport: [...FLOOR] },

@@ -161,6 +161,34 @@ CREATE TABLE public.budget_usage_records (
   CONSTRAINT budget_usage_records_metadata_check CHECK (metadata IS NULL OR jsonb_typeof(metadata) = 'object'::text)
 );
 
+CREATE TABLE public.model_prices (
+  id uuid DEFAULT gen_random_uuid() NOT NULL,
+  provider text NOT NULL,
+  model_id text NOT NULL,
+  input_per_mtok numeric NOT NULL,
+  output_per_mtok numeric NOT NULL,
+  cached_input_per_mtok numeric,
+  currency character(3) DEFAULT 'USD'::bpchar NOT NULL,
+  effective_from timestamp with time zone NOT NULL,
+  effective_to timestamp with time zone,
+  source text NOT NULL,
+  created_at timestamp with time zone DEFAULT now() NOT NULL,
+  created_by text,
+  CONSTRAINT model_prices_pkey PRIMARY KEY (id),
+  CONSTRAINT model_prices_no_overlap EXCLUDE USING gist (((provider || '/'::text) || model_id) WITH =, tstzrange(effective_from, effective_to, '[)'::text) WITH &&),
+  CONSTRAINT model_prices_cached_input_per_mtok_check CHECK (cached_input_per_mtok >= 0::numeric AND cached_input_per_mtok <= 1000000::numeric AND scale(cached_input_per_mtok) <= 10),
+  CONSTRAINT model_prices_created_by_check CHECK (char_length(created_by) <= 200),
+  CONSTRAINT model_prices_currency_check CHECK (currency = 'USD'::bpchar),
+  CONSTRAINT model_prices_effective_from_check CHECK (isfinite(effective_from)),
+  CONSTRAINT model_prices_effective_order CHECK (effective_to > effective_from),
+  CONSTRAINT model_prices_effective_to_check CHECK (isfinite(effective_to)),
+  CONSTRAINT model_prices_input_per_mtok_check CHECK (input_per_mtok >= 0::numeric AND input_per_mtok <= 1000000::numeric AND scale(input_per_mtok) <= 10),
+  CONSTRAINT model_prices_model_id_check CHECK (char_length(model_id) >= 1 AND char_length(model_id) <= 100),
+  CONSTRAINT model_prices_output_per_mtok_check CHECK (output_per_mtok >= 0::numeric AND output_per_mtok <= 1000000::numeric AND scale(output_per_mtok) <= 10),
+  CONSTRAINT model_prices_provider_check CHECK (provider ~ '^[a-z0-9][a-z0-9._-]{0,63}$'::text),
+  CONSTRAINT model_prices_source_check CHECK (char_length(source) >= 1 AND char_length(source) <= 100)
+);
+
 -- Indexes
 
 CREATE INDEX api_keys_list_idx ON public.api_keys USING btree (created_at, id);
@@ -184,6 +212,10 @@ CREATE INDEX budget_reservations_closed_idx ON public.budget_reservations USING 
 CREATE INDEX budget_reservations_open_idx ON public.budget_reservations USING btree (expires_at) WHERE (state = 'held'::text);
 
 CREATE INDEX budget_usage_records_budget_time_idx ON public.budget_usage_records USING btree (budget_id, occurred_at, id) INCLUDE (amount, model_id, source, user_id);
+
+CREATE INDEX model_prices_list_idx ON public.model_prices USING btree (provider, model_id, effective_from);
+
+CREATE INDEX model_prices_lookup_idx ON public.model_prices USING btree (model_id, provider, effective_from);
 
 -- Functions
 
@@ -841,6 +873,20 @@ AS $function$
           RETURN QUERY SELECT * FROM budget_status_read(one, p_at);
         END LOOP;
       END
+      $function$;
+
+CREATE OR REPLACE FUNCTION public.model_price_at(p_provider text, p_model_id text, p_at timestamp with time zone)
+ RETURNS SETOF public.model_prices
+ LANGUAGE sql
+ STABLE
+AS $function$
+        SELECT v.*
+        FROM (SELECT p.*
+              FROM model_prices p
+              WHERE p.model_id = p_model_id AND p.provider = p_provider AND p.effective_from <= p_at
+              ORDER BY p.effective_from DESC
+              LIMIT 1) v
+        WHERE v.effective_to IS NULL OR v.effective_to > p_at
       $function$;
 
 CREATE OR REPLACE FUNCTION public.place_reservation(p_budget_ids uuid[], p_scope_types text[], p_scope_ids text[], p_amount numeric, p_currency text, p_ttl_seconds integer, p_model_id text, p_request_id text, p_created_by text, p_at timestamp with time zone DEFAULT now())

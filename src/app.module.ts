@@ -15,6 +15,7 @@ import { dataSourceOptions } from './database/data-source.options';
 import { HealthModule } from './health/health.module';
 import { loggerParams } from './observability/logging';
 import { ObservabilityModule } from './observability/observability.module';
+import { PricingModule } from './pricing/pricing.module';
 import { UsageModule } from './usage/usage.module';
 
 @Module({})
@@ -45,6 +46,7 @@ export class AppModule {
         ScheduleModule.forRoot(),
         AuthModule,
         BudgetModule,
+        PricingModule,
         UsageModule,
         ConstraintModule,
       ],

@@ -26,6 +26,8 @@ const POLICY: Record<string, ApiKeyRole | 'public'> = {
   'POST /api/v1/api-keys': 'admin',
   'GET /api/v1/api-keys': 'admin',
   'DELETE /api/v1/api-keys/:id': 'admin',
+  'GET /api/v1/prices': 'viewer',
+  'PUT /api/v1/prices/:provider/:modelId': 'admin',
 };
 
 type Caller = 'no key' | 'unknown key' | 'revoked key' | ApiKeyRole;

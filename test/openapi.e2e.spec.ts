@@ -304,4 +304,39 @@ describe('OpenAPI document', () => {
       expect(node.properties).toEqual(expect.objectContaining({ id: expect.any(Object), status: expect.any(Object) }));
     });
   });
+  describe('the price catalog (SPEC §14)', () => {
+    const PRICE_OPERATIONS = [
+      { method: 'get', path: '/api/v1/prices', operationId: 'listPrices', success: ['200'], errors: ['400'] },
+      { method: 'put', path: '/api/v1/prices/{provider}/{modelId}', operationId: 'putModelPrice', success: ['201', '200'], errors: ['400', '409', '413', '415'] },
+    ];
+
+    it.each(PRICE_OPERATIONS)('$method $path: $operationId, tag Prices, its answers and problem+json errors', ({ method, path, operationId, success, errors }) => {
+      const op = operation(method, path);
+      expect(op).toEqual(expect.objectContaining({ operationId, summary: expect.any(String), tags: ['Prices'] }));
+      for (const status of success) {
+        expect(Object.keys(resolve(op.responses[status].content['application/json'].schema).properties ?? {}).length).toBeGreaterThan(0);
+      }
+      for (const status of [...errors, '401', '403']) {
+        expect({ status, schema: op.responses[status]?.content?.['application/problem+json']?.schema }).toEqual({ status, schema: expect.any(Object) });
+      }
+    });
+
+    it('PUT takes decimal-string prices with examples; effectiveFrom and both prices are required', () => {
+      const body = resolve(operation('put', '/api/v1/prices/{provider}/{modelId}').requestBody.content['application/json'].schema);
+      expect(Object.keys(body.properties).sort()).toEqual(['cachedInputPerMTok', 'currency', 'effectiveFrom', 'effectiveTo', 'inputPerMTok', 'outputPerMTok']);
+      expect([...body.required].sort()).toEqual(['effectiveFrom', 'inputPerMTok', 'outputPerMTok']);
+      expect(body.properties.inputPerMTok).toEqual(expect.objectContaining({ example: '2.5', oneOf: expect.arrayContaining([{ type: 'string' }]) }));
+      expect(body.properties.effectiveFrom.format).toBe('date-time');
+      expect(body.properties.currency.enum).toEqual(['USD']);
+    });
+
+    it('a price version answers its prices as decimal strings, with the filters of the list documented', () => {
+      const page = resolve(operation('get', '/api/v1/prices').responses['200'].content['application/json'].schema);
+      const version = resolve(page.properties.data.items);
+      expect(version.properties.inputPerMTok).toEqual(expect.objectContaining({ type: 'string', example: '2.5' }));
+      expect(version.properties.cachedInputPerMTok.nullable).toBe(true);
+      const query = (operation('get', '/api/v1/prices').parameters as Json[]).filter((p) => p.in === 'query').map((p) => p.name);
+      expect(query).toEqual(expect.arrayContaining(['provider', 'modelId', 'at', 'limit', 'cursor']));
+    });
+  });
 });

@@ -7,6 +7,7 @@ import { UsageBatch1764300300000 } from '../../migrations/1764300300000-UsageBat
 import { PlaceReservation1764300400000 } from '../../migrations/1764300400000-PlaceReservation';
 import { ApiKeys1764300900000 } from '../../migrations/1764300900000-ApiKeys';
 import { Hardening1764301000000 } from '../../migrations/1764301000000-Hardening';
+import { PriceCatalog1764303000000 } from '../../migrations/1764303000000-PriceCatalog';
 
 /**
  * Migrations are listed as classes so ts-jest, ts-node and dist/ all find them. There are no
@@ -21,6 +22,7 @@ export const MIGRATIONS = [
   PlaceReservation1764300400000,
   ApiKeys1764300900000,
   Hardening1764301000000,
+  PriceCatalog1764303000000,
 ];
 
 export interface DatabaseSettings {
@@ -41,7 +43,7 @@ export function dataSourceOptions(settings: DatabaseSettings): DataSourceOptions
     migrationsTableName: 'migrations',
     migrationsTransactionMode: 'each',
     synchronize: false,
-    // The schema needs no extension (gen_random_uuid is built in); migrations own everything.
+    // Migrations own the schema, extensions included (btree_gist: PriceCatalog1764303000000).
     installExtensions: false,
     // Failed statements are expected (business rules raise in SQL) and mapped by the error filter.
     logging: ['migration'] as const,

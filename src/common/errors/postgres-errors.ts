@@ -60,6 +60,7 @@ export function mapPostgresError(error: unknown): DomainError | undefined {
   if (raised) return new DomainError(Number(raised[1]), err.message ?? 'CONFLICT', err.detail ?? err.message ?? '');
   switch (code) {
     case '23505':
+    case '23P01':
       return new DomainError(409, 'CONFLICT', 'The request conflicts with an existing record.');
     case '23503':
       return new DomainError(422, 'REFERENCE_NOT_FOUND', 'A referenced record does not exist.');

@@ -1,0 +1,135 @@
+import { Injectable } from '@nestjs/common';
+import type { Provider } from '@pydantic/genai-prices';
+import { toMoneyString } from '../common/money';
+import { decodeCursor, toPage, type Page } from '../common/pagination';
+import { validateInput } from '../common/validation';
+import type { ListPricesQueryDto } from './dto/list-prices.query.dto';
+import type { PriceResponseDto } from './dto/price-response.dto';
+import { PriceParamsDto, PutModelPriceDto } from './dto/put-price.dto';
+import { CostQuery, PriceQuery } from './dto/token-counts.dto';
+import { makerOf, matchModel, packageProviders } from './genai-prices.data';
+import { PriceCatalogRepository, type PriceRow } from './price-catalog.repository';
+import { planOverride } from './price-versioning';
+import { toPriceResponse } from './price.mapper';
+import { priceNotFound, priceVersionConflict, providerRequired } from './pricing.errors';
+import { tokenCost } from './token-cost';
+
+/** The source of versions created through PUT /prices. */
+export const OVERRIDE_SOURCE = 'admin';
+
+/** The exact cost of a request's tokens, and the price version it was computed from. */
+export interface TokenCost {
+  /** USD, rounded half-up to 10 decimals, as a decimal string. */
+  amount: string;
+  currency: string;
+  priceId: string;
+  provider: string;
+  /** The catalog's model id (an alias or dated id resolves to it). */
+  modelId: string;
+  effectiveFrom: string;
+}
+
+export interface PutPriceResult {
+  price: PriceResponseDto;
+  /** False when the same version was already stored (a replayed PUT). */
+  created: boolean;
+}
+
+/**
+ * The price catalog: versions of model prices, and tokens → exact cost at an instant. Usage and
+ * Constraint call priceFor/costOf; this room never calls them.
+ */
+@Injectable()
+export class PriceCatalogService {
+  private providers?: Promise<Provider[]>;
+
+  constructor(private readonly prices: PriceCatalogRepository) {}
+
+  async listPrices(query: ListPricesQueryDto): Promise<Page<PriceResponseDto>> {
+    const limit = query.limit ?? 50;
+    const after = decodeCursor(query.cursor, 2) as [string, string] | undefined;
+    const rows = await this.prices.list({
+      provider: query.provider,
+      modelId: query.modelId,
+      at: query.at === undefined ? undefined : new Date(query.at),
+      after,
+      limit,
+    });
+    return toPage(rows, limit, (row) => [row.effectiveKey, row.id], toPriceResponse);
+  }
+
+  /** A new version from `effectiveFrom` (SPEC §14); the model need not be in the seeded catalog. */
+  async putPrice(params: PriceParamsDto, request: PutModelPriceDto, actor: string): Promise<PutPriceResult> {
+    const { provider, modelId } = await validateInput(PriceParamsDto, params);
+    const dto = await validateInput(PutModelPriceDto, request);
+    const requested = {
+      inputPerMTok: toMoneyString(dto.inputPerMTok),
+      outputPerMTok: toMoneyString(dto.outputPerMTok),
+      cachedInputPerMTok: dto.cachedInputPerMTok === undefined || dto.cachedInputPerMTok === null ? null : toMoneyString(dto.cachedInputPerMTok),
+      currency: dto.currency ?? 'USD',
+      effectiveFrom: new Date(dto.effectiveFrom),
+      effectiveTo: dto.effectiveTo ? new Date(dto.effectiveTo) : null,
+    };
+    const outcome = await this.prices.putVersion(
+      { ...requested, provider, modelId, source: OVERRIDE_SOURCE, createdBy: actor.slice(0, 200) || 'anonymous' },
+      (overlapping) => planOverride(overlapping, requested),
+    );
+    if (outcome.kind === 'conflict') throw priceVersionConflict(provider, modelId, outcome.existing);
+    return { price: toPriceResponse(outcome.price), created: outcome.kind === 'created' };
+  }
+
+  /**
+   * The version in effect at `at`. The id as stored first (canonical ids and overrides); else the
+   * package's match rules (aliases, dated ids). Without a provider: the one provider pricing the
+   * id then, or among several the one the data marks as the model's maker, else PROVIDER_REQUIRED.
+   */
+  async priceFor(query: { provider?: string; modelId: string; at: Date }): Promise<PriceResponseDto> {
+    const { provider, modelId, at } = await validateInput(PriceQuery, query);
+    return toPriceResponse(await this.resolve(provider, modelId, at));
+  }
+
+  /** The exact cost of tokens at `at`, with the version used. */
+  async costOf(query: {
+    provider?: string;
+    modelId: string;
+    inputTokens: number;
+    outputTokens: number;
+    cachedInputTokens?: number;
+    at: Date;
+  }): Promise<TokenCost> {
+    const dto = await validateInput(CostQuery, query);
+    const price = await this.resolve(dto.provider, dto.modelId, dto.at);
+    return {
+      amount: tokenCost(price, dto),
+      currency: price.currency,
+      priceId: price.id,
+      provider: price.provider,
+      modelId: price.modelId,
+      effectiveFrom: price.effectiveFrom.toISOString(),
+    };
+  }
+
+  private async resolve(provider: string | undefined, modelId: string, at: Date): Promise<PriceRow> {
+    const exact = provider === undefined
+      ? await this.prices.findAtEveryProvider(modelId, at)
+      : [await this.prices.findAt(provider, modelId, at)].filter((row): row is PriceRow => row !== undefined);
+    if (exact.length === 1) return exact[0];
+    if (exact.length > 1) {
+      const maker = makerOf(modelId);
+      const made = exact.find((row) => row.provider === maker);
+      if (made) return made;
+      throw providerRequired(modelId, exact.map((row) => row.provider));
+    }
+    const match = matchModel(await this.packageProviders(), modelId, provider);
+    const matched = match && !(match.provider === provider && match.modelId === modelId)
+      ? await this.prices.findAt(match.provider, match.modelId, at)
+      : undefined;
+    if (!matched) throw priceNotFound(modelId, provider, at);
+    return matched;
+  }
+
+  private packageProviders(): Promise<Provider[]> {
+    this.providers ??= packageProviders();
+    return this.providers;
+  }
+}
