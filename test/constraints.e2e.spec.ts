@@ -1,5 +1,6 @@
 import { Clock } from '../src/common/clock';
 import { UsageEvents } from '../src/usage/usage.events';
+import { budgetMaker } from './setup/budgets';
 import { createTestApp, type TestApp } from './setup/test-app';
 import { expectProblem } from './setup/problem';
 
@@ -20,25 +21,11 @@ interface Budget {
   parentId: string | null;
 }
 
-describe('Constraint checks, alerts and the integration (HTTP)', () => {
-  let t: TestApp;
-  let seq = 0;
+const makeBudget = budgetMaker(() => t, 'Constraint');
+let t: TestApp;
 
-  const createBudget = async (patch: Record<string, unknown> = {}): Promise<Budget> => {
-    seq += 1;
-    const res = await t.request('POST', BUDGETS, {
-      name: `Constraint budget ${seq}`,
-      scopeType: 'team',
-      scopeId: `cons-team-${seq}`,
-      amount: 100,
-      currency: 'USD',
-      period: 'monthly',
-      startDate: '2025-01-01T00:00:00Z',
-      ...patch,
-    });
-    expect(res.status).toBe(201);
-    return res.body;
-  };
+describe('Constraint checks, alerts and the integration (HTTP)', () => {
+  const createBudget = (patch: Record<string, unknown> = {}) => makeBudget<Budget>(patch);
 
   const record = async (budgetId: string, amount: number | string, extra: Record<string, unknown> = {}) => {
     const res = await t.request('POST', `${BUDGETS}/${budgetId}/usage`, { amount, currency: 'USD', ...extra });

@@ -1,5 +1,6 @@
 import { mapPostgresError } from '../src/common/errors/postgres-errors';
 import { expectProblem } from './setup/problem';
+import { budgetMaker } from './setup/budgets';
 import { createTestApp, type TestApp, type TestResponse } from './setup/test-app';
 
 /**
@@ -15,25 +16,12 @@ const fieldsOf = (res: TestResponse): string[] => (res.body?.errors ?? []).map((
 
 const cursorOf = (key: unknown[]) => Buffer.from(JSON.stringify(key)).toString('base64url');
 
-describe('hardening: wrong answers and 500s found by probing (issue 11)', () => {
-  let t: TestApp;
-  let seq = 0;
+const makeBudget = budgetMaker(() => t, 'Hardening API');
+let t: TestApp;
 
-  const createBudget = async (patch: Record<string, unknown> = {}) => {
-    seq += 1;
-    const res = await t.request('POST', BUDGETS, {
-      name: `Hardening budget ${seq}`,
-      scopeType: 'team',
-      scopeId: `hard-team-${seq}`,
-      amount: 100,
-      currency: 'USD',
-      period: 'monthly',
-      startDate: '2025-01-01T00:00:00Z',
-      ...patch,
-    });
-    expect(res.status).toBe(201);
-    return res.body as { id: string; version: number; startDate: string; endDate: string | null };
-  };
+describe('hardening: wrong answers and 500s found by probing (issue 11)', () => {
+  const createBudget = (patch: Record<string, unknown> = {}) =>
+    makeBudget<{ id: string; scopeId: string; version: number; startDate: string; endDate: string | null }>(patch);
 
   const record = async (budgetId: string, amount: number | string, extra: Record<string, unknown> = {}) => {
     const res = await t.request('POST', `${BUDGETS}/${budgetId}/usage`, { amount, currency: 'USD', ...extra });
@@ -98,7 +86,7 @@ describe('hardening: wrong answers and 500s found by probing (issue 11)', () => 
       expect(res.suggestedActions).toEqual([expect.objectContaining({ type: 'auto-downgrade', model: 'gpt-4o' })]);
       // The same one step on the integration endpoint.
       const integration = await t.request('POST', `${API}/integration/check-constraints`, {
-        teamId: `hard-team-${seq}`, estimatedCost: 1, currency: 'USD', modelId: 'gpt-4',
+        teamId: budget.scopeId, estimatedCost: 1, currency: 'USD', modelId: 'gpt-4',
       });
       expect(integration.status).toBe(200);
       expect(integration.body.suggestedModel).toBe('gpt-4o');
@@ -257,7 +245,7 @@ describe('hardening: wrong answers and 500s found by probing (issue 11)', () => 
         expectProblem(batch, 400);
         expect(fieldsOf(batch)).toEqual(['records.1.source']);
         const integration = await t.request('POST', `${API}/integration/usage`, {
-          teamId: `hard-team-${seq}`, amount: 1, currency: 'USD', requestId: 'r\ud800',
+          teamId: budget.scopeId, amount: 1, currency: 'USD', requestId: 'r\ud800',
         });
         expectProblem(integration, 400);
         expect(fieldsOf(integration)).toEqual(['requestId']);
@@ -299,7 +287,7 @@ describe('hardening: wrong answers and 500s found by probing (issue 11)', () => 
       expect(summary.body).toEqual(expect.objectContaining({ from: '2025-02-28T08:00:00.000Z', to: '2025-04-01T16:00:00.000Z', total: 2, count: 1 }));
 
       const integration = await t.request('POST', `${API}/integration/usage`, {
-        teamId: `hard-team-${seq}`, amount: 1, currency: 'USD', requestId: 'hard-offset-1', occurredAt: '2025-03-11T00:00:00+16:00',
+        teamId: budget.scopeId, amount: 1, currency: 'USD', requestId: 'hard-offset-1', occurredAt: '2025-03-11T00:00:00+16:00',
       });
       expect(integration.status).toBe(201);
       expect(integration.body.records[0].occurredAt).toBe('2025-03-10T08:00:00.000Z');
@@ -387,7 +375,7 @@ describe('hardening: wrong answers and 500s found by probing (issue 11)', () => 
       const checked = await t.request('POST', `${BUDGETS}/${budget.id}/check-constraints`, { estimatedCost: padded });
       expectProblem(checked, 400);
       expect(fieldsOf(checked)).toEqual(['estimatedCost']);
-      const integration = await t.request('POST', `${API}/integration/check-constraints`, { teamId: `hard-team-${seq}`, estimatedCost: padded, currency: 'USD' });
+      const integration = await t.request('POST', `${API}/integration/check-constraints`, { teamId: budget.scopeId, estimatedCost: padded, currency: 'USD' });
       expectProblem(integration, 400);
       expect(fieldsOf(integration)).toEqual(['estimatedCost']);
       const usage = await t.request('POST', `${BUDGETS}/${budget.id}/usage`, { amount: padded, currency: 'USD' });

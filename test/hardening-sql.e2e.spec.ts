@@ -2,6 +2,7 @@ import { EventEmitter2 } from '@nestjs/event-emitter';
 import { Client } from 'pg';
 import { expectCacheMatchesLedger } from './setup/ledger-checks';
 import { expectProblem } from './setup/problem';
+import { budgetMaker } from './setup/budgets';
 import { createTestApp, type TestApp, type TestResponse } from './setup/test-app';
 
 /**
@@ -27,25 +28,11 @@ function expectCodedProblem(res: TestResponse, status: number, code: string) {
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
-describe('Issue 11: the rules PostgreSQL holds', () => {
-  let t: TestApp;
-  let seq = 0;
+const makeBudget = budgetMaker(() => t, 'Hardening');
+let t: TestApp;
 
-  const createBudget = async (patch: Record<string, unknown> = {}): Promise<Budget> => {
-    seq += 1;
-    const res = await t.request('POST', BUDGETS, {
-      name: `Hardening budget ${seq}`,
-      scopeType: 'team',
-      scopeId: `hard-team-${seq}`,
-      amount: 100,
-      currency: 'USD',
-      period: 'monthly',
-      startDate: '2025-01-01T00:00:00Z',
-      ...patch,
-    });
-    expect(res.status).toBe(201);
-    return res.body;
-  };
+describe('Issue 11: the rules PostgreSQL holds', () => {
+  const createBudget = (patch: Record<string, unknown> = {}) => makeBudget<Budget>(patch);
 
   const usage = (budgetId: string, body: Record<string, unknown>) =>
     t.request('POST', `${BUDGETS}/${budgetId}/usage`, { currency: 'USD', ...body });
