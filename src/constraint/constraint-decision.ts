@@ -241,6 +241,9 @@ export interface CombinedDecision {
  * each is decided again naming the model they all accept, so that every part of the answer (and
  * of each budget's) names the same one.
  */
+/** The rules whose answer names a model (a downgrade or a replacement). */
+const MODEL_NAMING_RULES: DecisionRule[] = ['restrict-models', 'hard-limit', 'auto-downgrade'];
+
 export function decideTogether(
   contexts: BudgetCheckContext[],
   estimatedCost: Decimal,
@@ -249,6 +252,11 @@ export function decideTogether(
   const alone = contexts.map((context) => decideBudget(context, estimatedCost, modelId));
   if (modelId === undefined) return { decisions: alone, combined: combineDecisions(alone, undefined) };
   const agreed: AgreedModel = { model: commonModel(alone, contexts, modelId) };
+  // The agreed model only changes the answers that name a model; with none agreed and no budget
+  // answering by such a rule, deciding again would give the same answers (the hot path's case).
+  if (agreed.model === undefined && !alone.some((decision) => MODEL_NAMING_RULES.includes(decision.rule))) {
+    return { decisions: alone, combined: combineDecisions(alone, undefined) };
+  }
   const decisions = contexts.map((context) => decideBudget(context, estimatedCost, modelId, agreed));
   return { decisions, combined: combineDecisions(decisions, agreed.model) };
 }
