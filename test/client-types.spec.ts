@@ -63,13 +63,16 @@ describe('clients/typescript', () => {
   });
 
   it('the minimal RelayCore requests are accepted as typed', async () => {
+    const admin = createBudgetApi({ baseUrl: t.baseUrl!, apiKey: t.keys.admin });
+    const budget = await admin.POST('/api/v1/budgets', { body: { ...seedCreateBudget, name: 'Minimal requests', scopeId: 'team-minimal' } });
+    expect(budget.response.status).toBe(201);
     const api = createBudgetApi({ baseUrl: t.baseUrl!, apiKey: t.keys.service });
-    const check = await api.POST('/api/v1/integration/check-constraints', { body: { ...minimalCheck, teamId: 'team-engineering-ai' } });
+    const check = await api.POST('/api/v1/integration/check-constraints', { body: { ...minimalCheck, teamId: 'team-minimal' } });
     expect(check.response.status).toBe(200);
     expect(check.data?.canProceed).toBe(true);
-    const usage = await api.POST('/api/v1/integration/usage', { body: { ...minimalUsage, teamId: 'team-engineering-ai' } });
+    const usage = await api.POST('/api/v1/integration/usage', { body: { ...minimalUsage, teamId: 'team-minimal' } });
     expect(usage.response.status).toBe(201);
-    expect(usage.data?.records).toHaveLength(1);
+    expect(usage.data?.records).toEqual([expect.objectContaining({ budgetId: budget.data!.id, requestId: 'req-1' })]);
     expect([withoutName.name, unknownPeriod.period]).toEqual([undefined, 'hourly']);
   });
 });

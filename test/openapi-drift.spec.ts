@@ -41,6 +41,8 @@ describe('openapi.json', () => {
     const committed = readFileSync(join(ROOT, 'openapi.json'), 'utf8');
     // The plugin's additions are present: a field documented only by it (no @ApiProperty).
     expect(JSON.parse(served).components.schemas.BudgetAlertResponseDto.properties.id).toBeDefined();
+    // Content first (a readable diff of what changed), then the exact text (key order, format).
+    expect(JSON.parse(committed)).toEqual(JSON.parse(served));
     expect(committed).toBe(served);
   });
 });
