@@ -1161,7 +1161,7 @@ export interface components {
              */
             reservationId?: string | null;
             /**
-             * @default api
+             * @default relaycore
              * @example relaycore
              */
             source?: string;

@@ -76,9 +76,19 @@ class RequiredRequestIdDto {
   requestId: string;
 }
 
+/** Where an integration usage came from; RelayCore's own writes default to `relaycore`. */
+class IntegrationSourceDto {
+  @ApiPropertyOptional({ example: 'relaycore', default: 'relaycore' })
+  @IsOmittable()
+  @IsString()
+  @Length(1, 100)
+  source?: string;
+}
+
 /** One AI request's actual cost, as RelayCore reports it after the call: the scopes and a usage record. */
 export class IntegrationUsageDto extends IntersectionType(
   IntegrationScopesDto,
-  OmitType(RecordUsageDto, ['userId', 'teamId', 'projectId', 'requestId'] as const),
+  OmitType(RecordUsageDto, ['userId', 'teamId', 'projectId', 'requestId', 'source'] as const),
   RequiredRequestIdDto,
+  IntegrationSourceDto,
 ) {}
