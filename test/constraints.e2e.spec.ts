@@ -1,6 +1,6 @@
 import { Clock } from '../src/common/clock';
 import { UsageEvents } from '../src/usage/usage.events';
-import { budgetMaker } from './setup/budgets';
+import { budgetMaker, checkBudget, recordUsage } from './setup/budgets';
 import { createTestApp, type TestApp } from './setup/test-app';
 import { expectProblem } from './setup/problem';
 
@@ -27,17 +27,9 @@ let t: TestApp;
 describe('Constraint checks, alerts and the integration (HTTP)', () => {
   const createBudget = (patch: Record<string, unknown> = {}) => makeBudget<Budget>(patch);
 
-  const record = async (budgetId: string, amount: number | string, extra: Record<string, unknown> = {}) => {
-    const res = await t.request('POST', `${BUDGETS}/${budgetId}/usage`, { amount, currency: 'USD', ...extra });
-    expect(res.status).toBe(201);
-    return res.body;
-  };
-
-  const check = async (budgetId: string, body: Record<string, unknown>) => {
-    const res = await t.request('POST', `${BUDGETS}/${budgetId}/check-constraints`, body);
-    expect(res.status).toBe(200);
-    return res.body;
-  };
+  const record = (budgetId: string, amount: number | string, extra: Record<string, unknown> = {}) =>
+    recordUsage(t, budgetId, amount, extra);
+  const check = (budgetId: string, body: Record<string, unknown>) => checkBudget(t, budgetId, body);
 
   const status = async (budgetId: string) => {
     const res = await t.request('GET', `${BUDGETS}/${budgetId}/status`);

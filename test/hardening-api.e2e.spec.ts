@@ -1,6 +1,6 @@
 import { mapPostgresError } from '../src/common/errors/postgres-errors';
 import { expectProblem } from './setup/problem';
-import { budgetMaker } from './setup/budgets';
+import { budgetMaker, checkBudget, recordUsage } from './setup/budgets';
 import { createTestApp, type TestApp, type TestResponse } from './setup/test-app';
 
 /**
@@ -23,17 +23,9 @@ describe('hardening: wrong answers and 500s found by probing (issue 11)', () => 
   const createBudget = (patch: Record<string, unknown> = {}) =>
     makeBudget<{ id: string; scopeId: string; version: number; startDate: string; endDate: string | null }>(patch);
 
-  const record = async (budgetId: string, amount: number | string, extra: Record<string, unknown> = {}) => {
-    const res = await t.request('POST', `${BUDGETS}/${budgetId}/usage`, { amount, currency: 'USD', ...extra });
-    expect(res.status).toBe(201);
-    return res.body;
-  };
-
-  const check = async (budgetId: string, body: Record<string, unknown>) => {
-    const res = await t.request('POST', `${BUDGETS}/${budgetId}/check-constraints`, body);
-    expect(res.status).toBe(200);
-    return res.body;
-  };
+  const record = (budgetId: string, amount: number | string, extra: Record<string, unknown> = {}) =>
+    recordUsage(t, budgetId, amount, extra);
+  const check = (budgetId: string, body: Record<string, unknown>) => checkBudget(t, budgetId, body);
 
   beforeAll(async () => {
     t = await createTestApp();

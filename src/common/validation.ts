@@ -30,7 +30,8 @@ export function toUtcInstant(value: unknown): string | undefined {
   return `${utc.toISOString().slice(0, 19)}${match[7] ?? ''}Z`;
 }
 
-function custom(name: string, validate: (value: unknown) => boolean, message: string, options?: ValidationOptions) {
+/** A property decorator from a predicate; the message is prefixed with the property name. */
+export function custom(name: string, validate: (value: unknown) => boolean, message: string, options?: ValidationOptions) {
   return (target: object, propertyName: string) =>
     registerDecorator({
       name,

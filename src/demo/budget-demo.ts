@@ -11,9 +11,8 @@ import { createApp } from '../app.setup';
 import { loadConfig } from '../config/configuration';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from '../database/embedded-database';
 import { runMigrations } from '../database/migrate';
-import {
-  BudgetIntegrationService, BudgetRegistryService, BudgetTrackerService, type CreateBudgetRequest, type RecordUsageRequest,
-} from '../types/budget';
+import { BudgetIntegrationService, BudgetRegistryService, BudgetTrackerService } from '../types/budget';
+import { SEED_CREATE_BUDGET_EXAMPLE, SEED_RECORD_USAGE_EXAMPLE } from './seed-examples';
 
 const line = (title: string) => console.log(`\n── ${title} ${'─'.repeat(Math.max(0, 70 - title.length))}`);
 
@@ -36,24 +35,7 @@ async function main(): Promise<void> {
     const integration = app.get(BudgetIntegrationService);
 
     line('1. Creating a budget (the seed example)');
-    const budgetRequest: CreateBudgetRequest = {
-      name: 'Q1 2025 AI Development Budget',
-      description: 'Budget for AI development activities',
-      scopeType: 'team',
-      scopeId: 'team-engineering-ai',
-      amount: 5000,
-      currency: 'USD',
-      period: 'quarterly',
-      startDate: '2025-01-01T00:00:00Z',
-      recurring: true,
-      alerts: [
-        {
-          threshold: 80,
-          actions: ['notify', 'restrict-models'],
-          notificationChannels: ['email', 'slack'],
-        },
-      ],
-    };
+    const budgetRequest = SEED_CREATE_BUDGET_EXAMPLE;
     const budget = await budgetRegistry.createBudget(budgetRequest, 'user-123');
     const budgetId = budget.id;
     console.log(`Created "${budget.name}" (${budget.id}): ${budget.amount} ${budget.currency} per ${budget.period}, created by ${budget.createdBy}`);
@@ -63,18 +45,7 @@ async function main(): Promise<void> {
     console.log(`Model policy added (version ${updated.version}): gpt-4 is restricted past 80 %, downgrade to gpt-4o-mini`);
 
     line('2. Recording usage (the seed example)');
-    const usageRequest: RecordUsageRequest = {
-      amount: 25.5,
-      currency: 'USD',
-      source: 'relaycore',
-      description: 'GPT-4 API usage',
-      metadata: {
-        requestId: 'req-789',
-        modelId: 'gpt-4',
-        userId: 'user-456',
-        teamId: 'team-123',
-      },
-    };
+    const usageRequest = SEED_RECORD_USAGE_EXAMPLE;
     const usageRecord = await budgetTracker.recordUsage(budgetId, usageRequest);
     console.log(`Recorded ${usageRecord.amount} ${usageRecord.currency} for ${usageRecord.modelId} (request ${usageRecord.requestId})`);
     const replay = await budgetTracker.recordUsage(budgetId, usageRequest);

@@ -23,3 +23,17 @@ export function budgetMaker(app: () => TestApp, label: string) {
     return res.body as T;
   };
 }
+
+/** Records a USD usage on a budget through the API; asserts the 201. */
+export async function recordUsage(t: TestApp, budgetId: string, amount: number | string, extra: Record<string, unknown> = {}) {
+  const res = await t.request('POST', `/api/v1/budgets/${budgetId}/usage`, { amount, currency: 'USD', ...extra });
+  expect(res.status).toBe(201);
+  return res.body;
+}
+
+/** A constraint check on a budget through the API; asserts the 200 (a "no" is a 200 too). */
+export async function checkBudget(t: TestApp, budgetId: string, body: Record<string, unknown>) {
+  const res = await t.request('POST', `/api/v1/budgets/${budgetId}/check-constraints`, body);
+  expect(res.status).toBe(200);
+  return res.body;
+}

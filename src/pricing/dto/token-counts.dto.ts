@@ -1,22 +1,14 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsDate, registerDecorator, type ValidationOptions } from 'class-validator';
-import { IsOmittable } from '../../common/validation';
+import { custom, IsOmittable } from '../../common/validation';
 import { TOKENS_MAX } from '../token-cost';
 
 export const PROVIDER_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const MODEL_ID_PATTERN = /^[A-Za-z0-9._:@/~+=-]{1,100}$/;
 
-function pattern(name: string, regex: RegExp, message: string, options?: ValidationOptions) {
-  return (target: object, propertyName: string) =>
-    registerDecorator({
-      name,
-      target: target.constructor,
-      propertyName,
-      options: { message: `${propertyName} ${message}`, ...options },
-      validator: { validate: (value: unknown) => typeof value === 'string' && regex.test(value) },
-    });
-}
+const pattern = (name: string, regex: RegExp, message: string, options?: ValidationOptions) =>
+  custom(name, (value) => typeof value === 'string' && regex.test(value), message, options);
 
 /** A provider id as the catalog stores it: `openai`, `anthropic`, `huggingface_together`, … */
 export const IsProviderId = (options?: ValidationOptions) =>
