@@ -769,6 +769,23 @@ AS $function$
       END
       $function$;
 
+CREATE OR REPLACE FUNCTION public.budget_usage_rows(p_budget_id uuid, p_from timestamp with time zone, p_to timestamp with time zone)
+ RETURNS SETOF public.budget_usage_records
+ LANGUAGE sql
+ STABLE
+AS $function$
+        WITH RECURSIVE tree AS (
+          SELECT p_budget_id AS id
+          UNION
+          SELECT c.id FROM budget_definitions c JOIN tree t ON c.parent_id = t.id
+        )
+        SELECT r.* FROM budget_usage_records r
+        WHERE r.budget_id IN (SELECT tree.id FROM tree)
+          AND r.occurred_at >= p_from AND r.occurred_at < p_to
+      $function$;
+
+COMMENT ON FUNCTION public.budget_usage_rows(p_budget_id uuid, p_from timestamp with time zone, p_to timestamp with time zone) IS 'The ledger rows that count toward a budget in [from, to), each once: the one rule every report reads by.';
+
 CREATE OR REPLACE FUNCTION public.calculate_budget_status(p_budget_id uuid, p_at timestamp with time zone DEFAULT now())
  RETURNS TABLE(period_start timestamp with time zone, period_end timestamp with time zone, active boolean, current_amount numeric, usage_count bigint, last_usage_at timestamp with time zone)
  LANGUAGE plpgsql

@@ -8,6 +8,7 @@ import { PlaceReservation1764300400000 } from '../../migrations/1764300400000-Pl
 import { ApiKeys1764300900000 } from '../../migrations/1764300900000-ApiKeys';
 import { Hardening1764301000000 } from '../../migrations/1764301000000-Hardening';
 import { PriceCatalog1764303000000 } from '../../migrations/1764303000000-PriceCatalog';
+import { UsageRowsForBudget1764303500000 } from '../../migrations/1764303500000-UsageRowsForBudget';
 
 /**
  * Migrations are listed as classes so ts-jest, ts-node and dist/ all find them. There are no
@@ -23,6 +24,7 @@ export const MIGRATIONS = [
   ApiKeys1764300900000,
   Hardening1764301000000,
   PriceCatalog1764303000000,
+  UsageRowsForBudget1764303500000,
 ];
 
 export interface DatabaseSettings {
