@@ -69,6 +69,7 @@ CREATE TABLE public.budget_definitions (
   updated_at timestamp with time zone DEFAULT now() NOT NULL,
   version integer DEFAULT 1 NOT NULL,
   deleted_at timestamp with time zone,
+  filter jsonb,
   CONSTRAINT budget_definitions_pkey PRIMARY KEY (id),
   CONSTRAINT budget_definitions_parent_id_fkey FOREIGN KEY (parent_id) REFERENCES public.budget_definitions(id),
   CONSTRAINT budget_custom_days_iff_custom CHECK ((period = 'custom'::text) = (custom_period_days IS NOT NULL)),
@@ -77,16 +78,29 @@ CREATE TABLE public.budget_definitions (
   CONSTRAINT budget_definitions_currency_check CHECK (currency ~ '^[A-Z]{3}$'::text),
   CONSTRAINT budget_definitions_custom_period_days_check CHECK (custom_period_days >= 1 AND custom_period_days <= 3660),
   CONSTRAINT budget_definitions_enforcement_check CHECK (enforcement = ANY (ARRAY['hard'::text, 'soft'::text])),
+  CONSTRAINT budget_definitions_filter_check CHECK (filter IS NULL OR jsonb_typeof(filter) = 'object'::text),
   CONSTRAINT budget_definitions_metadata_check CHECK (metadata IS NULL OR jsonb_typeof(metadata) = 'object'::text),
   CONSTRAINT budget_definitions_model_policy_check CHECK (model_policy IS NULL OR jsonb_typeof(model_policy) = 'object'::text),
   CONSTRAINT budget_definitions_name_check CHECK (length(btrim(name::text)) > 0),
   CONSTRAINT budget_definitions_period_check CHECK (period = ANY (ARRAY['daily'::text, 'weekly'::text, 'monthly'::text, 'quarterly'::text, 'annual'::text, 'custom'::text])),
   CONSTRAINT budget_definitions_scope_id_check CHECK (scope_id::text ~ '^[A-Za-z0-9._:@-]{1,200}$'::text),
-  CONSTRAINT budget_definitions_scope_type_check CHECK (scope_type = ANY (ARRAY['organization'::text, 'team'::text, 'user'::text, 'project'::text])),
+  CONSTRAINT budget_definitions_scope_type_check CHECK (scope_type = ANY (ARRAY['organization'::text, 'team'::text, 'user'::text, 'project'::text, 'customer'::text])),
   CONSTRAINT budget_end_after_start CHECK (end_date IS NULL OR end_date > start_date),
   CONSTRAINT budget_not_own_parent CHECK (parent_id IS DISTINCT FROM id),
   CONSTRAINT budget_thresholds_ordered CHECK (warning_threshold > 0::numeric AND warning_threshold < critical_threshold AND critical_threshold < 100::numeric)
 );
+
+COMMENT ON COLUMN public.budget_definitions.filter IS 'Which requests of its scope the budget counts: { models?: [id or prefix*], tags?: [all required] }; NULL counts all.';
+
+CREATE TABLE public.budget_integration_requests (
+  request_id character varying(200) NOT NULL,
+  request_hash text,
+  usage_ids uuid[] NOT NULL,
+  recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+  CONSTRAINT budget_integration_requests_pkey PRIMARY KEY (request_id)
+);
+
+COMMENT ON TABLE public.budget_integration_requests IS 'The gateway''s request ids, global: an integration usage is recorded once per request id whatever the budget trees become.';
 
 CREATE TABLE public.budget_reservation_holds (
   reservation_id uuid NOT NULL,
@@ -135,6 +149,19 @@ COMMENT ON COLUMN public.budget_status_cache.parent_id IS 'Mirror of budget_defi
 
 COMMENT ON COLUMN public.budget_status_cache.updated_at IS 'When the cached figures were last written (usage in the window or a refresh).';
 
+CREATE TABLE public.budget_usage_attributions (
+  budget_id uuid NOT NULL,
+  occurred_at timestamp with time zone NOT NULL,
+  usage_id uuid NOT NULL,
+  amount numeric(24,10) NOT NULL,
+  primary_budget_id uuid NOT NULL,
+  CONSTRAINT budget_usage_attributions_pkey PRIMARY KEY (budget_id, occurred_at, usage_id) INCLUDE (amount, primary_budget_id),
+  CONSTRAINT budget_usage_attributions_budget_id_fkey FOREIGN KEY (budget_id) REFERENCES public.budget_definitions(id),
+  CONSTRAINT budget_usage_attributions_usage_id_fkey FOREIGN KEY (usage_id) REFERENCES public.budget_usage_records(id)
+);
+
+COMMENT ON TABLE public.budget_usage_attributions IS 'One row per budget an integration usage matched besides its first (budget_id): written by the ledger trigger, never by hand.';
+
 CREATE TABLE public.budget_usage_records (
   id uuid DEFAULT gen_random_uuid() NOT NULL,
   budget_id uuid NOT NULL,
@@ -153,13 +180,20 @@ CREATE TABLE public.budget_usage_records (
   metadata jsonb,
   occurred_at timestamp with time zone NOT NULL,
   recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+  customer_id character varying(200),
+  tags text[],
+  matched_budget_ids uuid[],
   CONSTRAINT budget_usage_records_pkey PRIMARY KEY (id),
   CONSTRAINT budget_usage_records_idempotency_key UNIQUE (budget_id, idempotency_key),
   CONSTRAINT budget_usage_records_budget_id_fkey FOREIGN KEY (budget_id) REFERENCES public.budget_definitions(id),
   CONSTRAINT budget_usage_records_amount_check CHECK (amount >= 0::numeric AND amount <= '10000000000000'::bigint::numeric),
   CONSTRAINT budget_usage_records_currency_check CHECK (currency ~ '^[A-Z]{3}$'::text),
-  CONSTRAINT budget_usage_records_metadata_check CHECK (metadata IS NULL OR jsonb_typeof(metadata) = 'object'::text)
+  CONSTRAINT budget_usage_records_matched_check CHECK (matched_budget_ids IS NULL OR matched_budget_ids[1] = budget_id),
+  CONSTRAINT budget_usage_records_metadata_check CHECK (metadata IS NULL OR jsonb_typeof(metadata) = 'object'::text),
+  CONSTRAINT budget_usage_records_tags_check CHECK (tags IS NULL OR public.budget_tags_valid(tags))
 );
+
+COMMENT ON COLUMN public.budget_usage_records.matched_budget_ids IS 'The budgets an integration usage matched, in lock order, budget_id first; NULL for a single-budget write (it matched budget_id).';
 
 CREATE TABLE public.model_prices (
   id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -211,7 +245,7 @@ CREATE INDEX budget_reservations_closed_idx ON public.budget_reservations USING 
 
 CREATE INDEX budget_reservations_open_idx ON public.budget_reservations USING btree (expires_at) WHERE (state = 'held'::text);
 
-CREATE INDEX budget_usage_records_budget_time_idx ON public.budget_usage_records USING btree (budget_id, occurred_at, id) INCLUDE (amount, model_id, source, user_id);
+CREATE INDEX budget_usage_records_budget_time_idx ON public.budget_usage_records USING btree (budget_id, occurred_at, id) INCLUDE (amount, model_id, source, user_id, tags);
 
 CREATE INDEX model_prices_list_idx ON public.model_prices USING btree (provider, model_id, effective_from);
 
@@ -275,21 +309,26 @@ AS $function$
       END
       $function$;
 
-CREATE OR REPLACE FUNCTION public.budget_check_context(p_budget_ids uuid[], p_scope_types text[], p_scope_ids text[], p_at timestamp with time zone DEFAULT now())
- RETURNS TABLE(budget_id uuid, name text, scope_type text, scope_id text, parent_id uuid, is_seed boolean, amount numeric, currency text, warning_threshold numeric, critical_threshold numeric, enforcement text, period_start timestamp with time zone, period_end timestamp with time zone, active boolean, current_amount numeric, reserved_amount numeric, usage_count bigint, updated_at timestamp with time zone, active_alerts jsonb, alert_rules jsonb, model_policy jsonb)
+CREATE OR REPLACE FUNCTION public.budget_check_context(p_budget_ids uuid[], p_scope_types text[], p_scope_ids text[], p_at timestamp with time zone DEFAULT now(), p_model_id text DEFAULT NULL::text, p_tags text[] DEFAULT NULL::text[], p_apply_filters boolean DEFAULT true)
+ RETURNS TABLE(budget_id uuid, name text, scope_type text, scope_id text, parent_id uuid, is_seed boolean, matches boolean, amount numeric, currency text, warning_threshold numeric, critical_threshold numeric, enforcement text, period_start timestamp with time zone, period_end timestamp with time zone, active boolean, current_amount numeric, reserved_amount numeric, usage_count bigint, updated_at timestamp with time zone, active_alerts jsonb, alert_rules jsonb, model_policy jsonb)
  LANGUAGE plpgsql
 AS $function$
       DECLARE
-        seeds uuid[];
+        seeds   uuid[];
+        refused uuid[];
       BEGIN
-        seeds := budget_seeds(p_budget_ids, p_scope_types, p_scope_ids);
+        seeds := budget_seeds(p_budget_ids, p_scope_types, p_scope_ids, p_model_id, p_tags, p_apply_filters);
+        refused := ARRAY(SELECT d.id FROM budget_definitions d
+                         WHERE d.id = ANY (p_budget_ids) AND d.deleted_at IS NULL AND NOT d.id = ANY (seeds));
         RETURN QUERY
         SELECT s.budget_id, d.name::text, d.scope_type, d.scope_id::text, d.parent_id,
-               s.budget_id = ANY (seeds), s.amount, s.currency, s.warning_threshold,
+               s.budget_id = ANY (seeds) OR s.budget_id = ANY (refused), NOT s.budget_id = ANY (refused),
+               s.amount, s.currency, s.warning_threshold,
                s.critical_threshold, s.enforcement, s.period_start, s.period_end, s.active, s.current_amount,
                budget_reserved_amount(s.budget_id, p_at), s.usage_count, s.updated_at, s.active_alerts, s.alert_rules,
                s.model_policy
-        FROM get_budget_statuses(ARRAY(SELECT DISTINCT a.id FROM budget_ancestry(seeds) a), p_at) WITH ORDINALITY AS s
+        FROM get_budget_statuses(ARRAY(SELECT DISTINCT a.id FROM budget_ancestry(seeds) a) || refused, p_at)
+             WITH ORDINALITY AS s
         JOIN budget_definitions d ON d.id = s.budget_id
         ORDER BY s.ordinality;
       END
@@ -357,7 +396,9 @@ AS $function$
                SELECT NEW.id AS id
                UNION
                SELECT b.id FROM tree t JOIN budget_definitions b ON b.parent_id = t.id)
-             SELECT 1 FROM tree JOIN budget_usage_records u ON u.budget_id = tree.id) THEN
+             SELECT 1 FROM tree
+             WHERE EXISTS (SELECT 1 FROM budget_usage_records u WHERE u.budget_id = tree.id)
+                OR EXISTS (SELECT 1 FROM budget_usage_attributions a WHERE a.budget_id = tree.id)) THEN
           RAISE EXCEPTION USING ERRCODE = 'RB409', MESSAGE = 'CURRENCY_LOCKED',
             DETAIL = format('Budget %s already counts usage in %s, so its currency cannot change (the ledger is never relabelled); create a new budget for %s.',
                             NEW.id, OLD.currency, NEW.currency);
@@ -456,6 +497,20 @@ AS $function$
       END
       $function$;
 
+CREATE OR REPLACE FUNCTION public.budget_filter_accepts(p_filter jsonb, p_model_id text, p_tags text[])
+ RETURNS boolean
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$
+        SELECT p_filter IS NULL OR (
+          (NOT (p_filter ? 'models') OR (p_model_id IS NOT NULL AND EXISTS (
+             SELECT 1 FROM jsonb_array_elements_text(p_filter->'models') m (entry)
+             WHERE CASE WHEN right(m.entry, 1) = '*' THEN starts_with(p_model_id, left(m.entry, -1))
+                        ELSE p_model_id = m.entry END)))
+          AND (NOT (p_filter ? 'tags')
+               OR ARRAY(SELECT jsonb_array_elements_text(p_filter->'tags')) <@ coalesce(p_tags, '{}')))
+      $function$;
+
 CREATE OR REPLACE FUNCTION public.budget_period_window(p_start timestamp with time zone, p_end timestamp with time zone, p_period text, p_custom_days integer, p_recurring boolean, p_timezone text, p_at timestamp with time zone, OUT period_start timestamp with time zone, OUT period_end timestamp with time zone, OUT active boolean)
  RETURNS record
  LANGUAGE plpgsql
@@ -537,17 +592,20 @@ AS $function$
       END
       $function$;
 
-CREATE OR REPLACE FUNCTION public.budget_seeds(p_budget_ids uuid[], p_scope_types text[], p_scope_ids text[])
+CREATE OR REPLACE FUNCTION public.budget_seeds(p_budget_ids uuid[], p_scope_types text[], p_scope_ids text[], p_model_id text, p_tags text[], p_apply_filters boolean DEFAULT true)
  RETURNS uuid[]
  LANGUAGE plpgsql
  STABLE
 AS $function$
       BEGIN
         RETURN ARRAY(
-          SELECT d.id FROM budget_definitions d WHERE d.id = ANY (p_budget_ids) AND d.deleted_at IS NULL
+          SELECT d.id FROM budget_definitions d
+          WHERE d.id = ANY (p_budget_ids) AND d.deleted_at IS NULL
+            AND (NOT p_apply_filters OR budget_filter_accepts(d.filter, p_model_id, p_tags))
           UNION
           SELECT d.id FROM unnest(p_scope_types, p_scope_ids) AS s (t, i)
-          JOIN budget_definitions d ON d.scope_type = s.t AND d.scope_id = s.i AND d.deleted_at IS NULL);
+          JOIN budget_definitions d ON d.scope_type = s.t AND d.scope_id = s.i AND d.deleted_at IS NULL
+          WHERE NOT p_apply_filters OR budget_filter_accepts(d.filter, p_model_id, p_tags));
       END
       $function$;
 
@@ -603,6 +661,15 @@ AS $function$
       END
       $function$;
 
+CREATE OR REPLACE FUNCTION public.budget_tags_valid(p_tags text[])
+ RETURNS boolean
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$
+        SELECT cardinality(p_tags) <= 20 AND array_position(p_tags, NULL) IS NULL
+               AND NOT EXISTS (SELECT 1 FROM unnest(p_tags) t WHERE char_length(t) NOT BETWEEN 1 AND 64)
+      $function$;
+
 CREATE OR REPLACE FUNCTION public.budget_usage_records_rollup()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -610,8 +677,11 @@ AS $function$
       DECLARE
         r           record;
         n           bigint;
+        multi       boolean;
+        single_chain boolean := false;
+        one_id      uuid;
         node        uuid;
-        pair_leaf   uuid[];
+        pair_leaf   text[];
         pair_node   uuid[];
         ordered     uuid[];
         next_node   uuid;
@@ -628,11 +698,24 @@ AS $function$
         win         record;
         at_time     timestamptz;
       BEGIN
-        SELECT count(*) INTO n FROM inserted_rows;
+        SELECT count(*), coalesce(bool_or(cardinality(i.matched_budget_ids) > 1), false), min(i.id::text)::uuid
+          INTO n, multi, one_id FROM inserted_rows i;
         IF n = 0 THEN
           RETURN NULL;
-        ELSIF n = 1 THEN
-          SELECT i.id, i.budget_id, i.amount, i.currency, i.occurred_at INTO r FROM inserted_rows i;
+        END IF;
+        IF multi THEN
+          INSERT INTO budget_usage_attributions (budget_id, occurred_at, usage_id, amount, primary_budget_id)
+          SELECT DISTINCT m.id, i.occurred_at, i.id, i.amount, i.budget_id
+          FROM inserted_rows i CROSS JOIN LATERAL unnest(i.matched_budget_ids[2:]) m (id)
+          WHERE m.id <> i.budget_id;
+          PERFORM pg_advisory_xact_lock_shared(hashtext('budget_definitions.hierarchy'));
+        END IF;
+        IF n = 1 THEN
+          SELECT i.id, i.budget_id, i.amount, i.currency, i.occurred_at, i.matched_budget_ids INTO r FROM inserted_rows i;
+          -- One chain holds every match: the fast path walks it.
+          single_chain := NOT multi OR r.matched_budget_ids <@ ARRAY(SELECT a.id FROM budget_ancestry(ARRAY[r.budget_id]) a);
+        END IF;
+        IF single_chain THEN
           node := r.budget_id;
           LOOP
             UPDATE budget_status_cache c SET
@@ -697,29 +780,42 @@ AS $function$
           RETURN NULL;
         END IF;
 
-        PERFORM pg_advisory_xact_lock_shared(hashtext('budget_definitions.hierarchy'));
-        WITH RECURSIVE up AS (
-          SELECT l.budget_id AS leaf, l.budget_id AS node, 1 AS lvl
-          FROM (SELECT DISTINCT i.budget_id FROM inserted_rows i) l
-          UNION ALL
+        IF NOT multi THEN
+          PERFORM pg_advisory_xact_lock_shared(hashtext('budget_definitions.hierarchy'));
+        END IF;
+        IF n > 1 THEN
+          one_id := NULL;
+        END IF;
+        -- A record's "leaf" is its matched set (its budget for a single-budget record); the pairs
+        -- (leaf, node) cover the union of the chains of the leaf's budgets, each node once.
+        WITH RECURSIVE leaves AS (
+          SELECT DISTINCT coalesce(i.matched_budget_ids, ARRAY[i.budget_id])::text AS leaf, m.id
+          FROM inserted_rows i CROSS JOIN LATERAL unnest(coalesce(i.matched_budget_ids, ARRAY[i.budget_id])) m (id)
+        ), up AS (
+          SELECT l.leaf, l.id AS node, 1 AS lvl FROM leaves l
+          UNION
           SELECT up.leaf, b.parent_id, up.lvl + 1
           FROM up JOIN budget_definitions b ON b.id = up.node
           WHERE b.parent_id IS NOT NULL AND up.lvl < 8
         ), pairs AS (
-          SELECT up.leaf, up.node, max(up.lvl) OVER (PARTITION BY up.leaf) - up.lvl AS depth FROM up
+          SELECT DISTINCT up.leaf, up.node FROM up
         )
-        SELECT array_agg(p.leaf ORDER BY p.leaf, p.node), array_agg(p.node ORDER BY p.leaf, p.node),
-               (SELECT array_agg(n.node ORDER BY n.depth DESC, n.node)
-                FROM (SELECT q.node, max(q.depth) AS depth FROM pairs q GROUP BY q.node) n)
-          INTO pair_leaf, pair_node, ordered
+        SELECT array_agg(p.leaf ORDER BY p.leaf, p.node), array_agg(p.node ORDER BY p.leaf, p.node)
+          INTO pair_leaf, pair_node
         FROM pairs p;
+        SELECT array_agg(x.id ORDER BY x.root, x.depth DESC, x.id) INTO ordered
+        FROM (SELECT DISTINCT a.id, a.root, a.depth
+              FROM budget_ancestry(ARRAY(SELECT DISTINCT u.node FROM unnest(pair_node) u (node))) a
+              WHERE a.id = ANY (pair_node)) x;
         -- Row locks are taken in the ORDER BY order (LockRows sits above the sort).
         PERFORM 1 FROM budget_status_cache c JOIN unnest(ordered) WITH ORDINALITY o (node, ord) ON c.budget_id = o.node
         ORDER BY o.ord FOR UPDATE OF c;
         GET DIAGNOSTICS n = ROW_COUNT;
-        -- Under the locks, the records' budgets still count in the currency the records carry.
-        IF EXISTS (SELECT 1 FROM (SELECT DISTINCT i.budget_id, i.currency FROM inserted_rows i) i
-                   JOIN budget_definitions x ON x.id = i.budget_id WHERE x.currency <> i.currency) THEN
+        -- Under the locks, the records' matched budgets still count in the currency the records carry.
+        IF EXISTS (SELECT 1 FROM (SELECT DISTINCT m.id, i.currency
+                                  FROM inserted_rows i
+                                  CROSS JOIN LATERAL unnest(coalesce(i.matched_budget_ids, ARRAY[i.budget_id])) m (id)) i
+                   JOIN budget_definitions x ON x.id = i.id WHERE x.currency <> i.currency) THEN
           RAISE EXCEPTION USING ERRCODE = 'RB422', MESSAGE = 'CURRENCY_MISMATCH',
             DETAIL = 'The currency of a budget changed while these usage records were being recorded in the previous one.';
         END IF;
@@ -731,7 +827,7 @@ AS $function$
           FROM (SELECT w.budget_id, sum(i.amount) AS amount, count(*) AS n, max(i.occurred_at) AS last_at
                 FROM unnest(pair_leaf, pair_node) p (leaf, node)
                 JOIN budget_status_cache w ON w.budget_id = p.node
-                JOIN inserted_rows i ON i.budget_id = p.leaf
+                JOIN inserted_rows i ON coalesce(i.matched_budget_ids, ARRAY[i.budget_id])::text = p.leaf
                                     AND i.occurred_at >= w.period_start AND i.occurred_at < w.period_end
                 GROUP BY w.budget_id) s,
                budget_definitions b
@@ -739,7 +835,7 @@ AS $function$
           RETURNING c.budget_id, c.current_amount, c.period_start, c.period_end, b.amount, b.alerts, b.deleted_at
         LOOP
           IF deleted IS NULL AND rules <> '[]'::jsonb THEN
-            PERFORM budget_alerts_evaluate(node, rules, lim, cur_amount, win_start, win_end, NULL);
+            PERFORM budget_alerts_evaluate(node, rules, lim, cur_amount, win_start, win_end, one_id);
           END IF;
         END LOOP;
         -- Records outside their budgets' cached windows: each other window of each budget is
@@ -748,7 +844,7 @@ AS $function$
           SELECT b.id, b.amount, b.alerts, min(i.occurred_at)
           FROM unnest(pair_leaf, pair_node) p (leaf, node)
           JOIN budget_status_cache w ON w.budget_id = p.node
-          JOIN inserted_rows i ON i.budget_id = p.leaf
+          JOIN inserted_rows i ON coalesce(i.matched_budget_ids, ARRAY[i.budget_id])::text = p.leaf
                               AND NOT (i.occurred_at >= w.period_start AND i.occurred_at < w.period_end)
           JOIN budget_definitions b ON b.id = p.node AND b.deleted_at IS NULL AND b.alerts <> '[]'::jsonb
           CROSS JOIN LATERAL budget_period_window(b.start_date, b.end_date, b.period, b.custom_period_days,
@@ -758,8 +854,18 @@ AS $function$
         LOOP
           SELECT s.current_amount, s.period_start, s.period_end INTO cur_amount, win_start, win_end
           FROM calculate_budget_status(node, at_time) s;
-          PERFORM budget_alerts_evaluate(node, rules, lim, cur_amount, win_start, win_end, NULL);
+          PERFORM budget_alerts_evaluate(node, rules, lim, cur_amount, win_start, win_end, one_id);
         END LOOP;
+        -- Cache rows still holding a window that no longer contains now move to the current one
+        -- (rebuilt from the ledger, which includes these records).
+        PERFORM refresh_budget_status_cache(c.budget_id, now())
+        FROM unnest(ordered) WITH ORDINALITY o (node, ord)
+        JOIN budget_status_cache c ON c.budget_id = o.node
+        JOIN budget_definitions d ON d.id = o.node
+        CROSS JOIN LATERAL budget_period_window(d.start_date, d.end_date, d.period, d.custom_period_days,
+                                                d.recurring, d.timezone, now()) w
+        WHERE (now() < c.period_start OR now() >= c.period_end)
+          AND (w.period_start <> c.period_start OR w.period_end <> c.period_end);
         IF n < cardinality(ordered) THEN
           -- Missing cache rows (never the case by construction): rebuilt from the ledger.
           PERFORM refresh_budget_status_cache(o.node) FROM unnest(ordered) o (node)
@@ -780,8 +886,16 @@ AS $function$
           SELECT c.id FROM budget_definitions c JOIN tree t ON c.parent_id = t.id
         )
         SELECT r.* FROM budget_usage_records r
-        WHERE r.budget_id IN (SELECT tree.id FROM tree)
+        WHERE r.budget_id = ANY (ARRAY(SELECT tree.id FROM tree))
           AND r.occurred_at >= p_from AND r.occurred_at < p_to
+        UNION ALL
+        SELECT r.*
+        FROM (SELECT DISTINCT a.usage_id, a.occurred_at
+              FROM budget_usage_attributions a
+              WHERE a.budget_id = ANY (ARRAY(SELECT tree.id FROM tree))
+                AND a.occurred_at >= p_from AND a.occurred_at < p_to
+                AND NOT a.primary_budget_id = ANY (ARRAY(SELECT tree.id FROM tree))) x
+        JOIN budget_usage_records r ON r.id = x.usage_id AND r.occurred_at = x.occurred_at
       $function$;
 
 COMMENT ON FUNCTION public.budget_usage_rows(p_budget_id uuid, p_from timestamp with time zone, p_to timestamp with time zone) IS 'The ledger rows that count toward a budget in [from, to), each once: the one rule every report reads by.';
@@ -809,15 +923,32 @@ AS $function$
             SELECT p_budget_id AS id
             UNION
             SELECT b.id FROM tree t JOIN budget_definitions b ON b.parent_id = t.id
+          ), own AS (
+            SELECT sum(s.amount) AS amount, sum(s.n) AS n, max(s.last_at) AS last_at
+            FROM tree t
+            CROSS JOIN LATERAL (
+              SELECT sum(u.amount) AS amount, count(*) AS n, max(u.occurred_at) AS last_at
+              FROM budget_usage_records u
+              WHERE u.budget_id = t.id AND u.occurred_at >= w.period_start AND u.occurred_at < w.period_end
+            ) s
+          ), attributed AS (
+            -- OFFSET 0 keeps each node's scan a range of the attribution index (never one join
+            -- over the whole table).
+            SELECT sum(x.amount) AS amount, count(*) AS n, max(x.occurred_at) AS last_at
+            FROM (SELECT DISTINCT a.usage_id, a.amount, a.occurred_at
+                  FROM tree t
+                  CROSS JOIN LATERAL (
+                    SELECT a.usage_id, a.amount, a.occurred_at, a.primary_budget_id
+                    FROM budget_usage_attributions a
+                    WHERE a.budget_id = t.id AND a.occurred_at >= w.period_start AND a.occurred_at < w.period_end
+                    OFFSET 0) a
+                  WHERE a.primary_budget_id NOT IN (SELECT tree.id FROM tree)) x
           )
           SELECT w.period_start, w.period_end, w.active,
-                 coalesce(sum(s.amount), 0), coalesce(sum(s.n), 0)::bigint, max(s.last_at)
-          FROM tree t
-          CROSS JOIN LATERAL (
-            SELECT sum(u.amount) AS amount, count(*) AS n, max(u.occurred_at) AS last_at
-            FROM budget_usage_records u
-            WHERE u.budget_id = t.id AND u.occurred_at >= w.period_start AND u.occurred_at < w.period_end
-          ) s;
+                 coalesce(own.amount, 0) + coalesce(attributed.amount, 0),
+                 (coalesce(own.n, 0) + attributed.n)::bigint,
+                 greatest(own.last_at, attributed.last_at)
+          FROM own, attributed;
       END
       $function$;
 
@@ -906,11 +1037,12 @@ AS $function$
         WHERE v.effective_to IS NULL OR v.effective_to > p_at
       $function$;
 
-CREATE OR REPLACE FUNCTION public.place_reservation(p_budget_ids uuid[], p_scope_types text[], p_scope_ids text[], p_amount numeric, p_currency text, p_ttl_seconds integer, p_model_id text, p_request_id text, p_created_by text, p_at timestamp with time zone DEFAULT now())
+CREATE OR REPLACE FUNCTION public.place_reservation(p_budget_ids uuid[], p_scope_types text[], p_scope_ids text[], p_amount numeric, p_currency text, p_ttl_seconds integer, p_model_id text, p_request_id text, p_created_by text, p_at timestamp with time zone DEFAULT now(), p_match_model_id text DEFAULT NULL::text, p_tags text[] DEFAULT NULL::text[])
  RETURNS TABLE(granted boolean, reservation_id uuid, expires_at timestamp with time zone, blocking_budget_id uuid)
  LANGUAGE plpgsql
 AS $function$
       DECLARE
+        seeds    uuid[];
         members  uuid[];
         holding  uuid[] := '{}';
         member   record;
@@ -920,9 +1052,14 @@ AS $function$
         new_id   uuid;
         expiry   timestamptz := p_at + make_interval(secs => p_ttl_seconds);
       BEGIN
+        seeds := ARRAY(
+          SELECT d.id FROM budget_definitions d
+          CROSS JOIN LATERAL budget_period_window(d.start_date, d.end_date, d.period, d.custom_period_days,
+                                                  d.recurring, d.timezone, p_at) pw
+          WHERE d.id = ANY (budget_seeds(p_budget_ids, p_scope_types, p_scope_ids, p_match_model_id, p_tags))
+            AND pw.active);
         SELECT array_agg(x.id ORDER BY x.root, x.depth DESC, x.id) INTO members
-        FROM (SELECT DISTINCT a.id, a.root, a.depth
-              FROM budget_ancestry(budget_seeds(p_budget_ids, p_scope_types, p_scope_ids)) a) x;
+        FROM (SELECT DISTINCT a.id, a.root, a.depth FROM budget_ancestry(seeds) a) x;
         IF members IS NULL THEN
           RETURN QUERY SELECT true, NULL::uuid, NULL::timestamptz, NULL::uuid;
           RETURN;
@@ -968,58 +1105,113 @@ AS $function$
       END
       $function$;
 
-CREATE OR REPLACE FUNCTION public.record_integration_usage(p_scope_types text[], p_scope_ids text[], p_amount numeric, p_currency text, p_source text, p_description text, p_model_id text, p_user_id text, p_team_id text, p_project_id text, p_request_id text, p_request_hash text, p_metadata jsonb, p_occurred_at timestamp with time zone, p_reservation_id uuid)
- RETURNS TABLE(replayed boolean, id uuid, budget_id uuid, amount numeric, currency text, source text, description text, model_id text, user_id text, team_id text, project_id text, request_id text, idempotency_key text, reservation_id uuid, metadata jsonb, occurred_at timestamp with time zone, recorded_at timestamp with time zone, fired_alerts jsonb)
+CREATE OR REPLACE FUNCTION public.record_integration_usage(p_scope_types text[], p_scope_ids text[], p_amount numeric, p_currency text, p_source text, p_description text, p_model_id text, p_user_id text, p_team_id text, p_project_id text, p_customer_id text, p_tags text[], p_request_id text, p_request_hash text, p_metadata jsonb, p_occurred_at timestamp with time zone, p_reservation_id uuid)
+ RETURNS TABLE(replayed boolean, id uuid, budget_id uuid, amount numeric, currency text, source text, description text, model_id text, user_id text, team_id text, project_id text, customer_id text, tags text[], request_id text, idempotency_key text, reservation_id uuid, metadata jsonb, occurred_at timestamp with time zone, recorded_at timestamp with time zone, matched_budget_ids uuid[], fired_alerts jsonb)
  LANGUAGE plpgsql
 AS $function$
+      #variable_conflict use_column
       DECLARE
-        target record;
-        seeds uuid[];
-        earlier budget_usage_records;
-        at_time timestamptz := coalesce(p_occurred_at, now());
+        at_time  timestamptz := coalesce(p_occurred_at, now());
+        seeds    uuid[];
+        matched  uuid[];
+        earlier  budget_integration_requests;
+        other    record;
+        new_id   uuid := gen_random_uuid();
+        rec      budget_usage_records;
+        fired    jsonb;
       BEGIN
-        -- The live scope budgets active at occurred_at; in each tree the deepest of them.
-        seeds := ARRAY(
-          SELECT d.id FROM budget_definitions d
-          CROSS JOIN LATERAL budget_period_window(d.start_date, d.end_date, d.period, d.custom_period_days,
-                                                  d.recurring, d.timezone, at_time) w
-          WHERE d.id = ANY (budget_seeds('{}', p_scope_types, p_scope_ids)) AND w.active);
-        FOR target IN
-          SELECT DISTINCT ON (a.root) a.id AS seed, a.root
-          FROM budget_ancestry(seeds) a WHERE a.id = ANY (seeds)
-          ORDER BY a.root, a.depth DESC, a.id
-        LOOP
-          -- A retry must replay even if the tree changed since (the budget that took the record was
-          -- deleted, or a more specific one was created): look for the request in the whole tree.
-          SELECT u.* INTO earlier FROM budget_usage_records u
-          WHERE u.idempotency_key = p_request_id
-            AND u.budget_id IN (
-              WITH RECURSIVE tree AS (
-                SELECT target.root AS id
-                UNION ALL
-                SELECT c.id FROM budget_definitions c JOIN tree t ON c.parent_id = t.id)
-              SELECT tree.id FROM tree)
-          LIMIT 1;
-          IF earlier.id IS NULL THEN
-            RETURN QUERY SELECT * FROM record_usage(
-              target.seed, p_amount, p_currency, p_source, p_description, p_model_id, p_user_id, p_team_id,
-              p_project_id, p_request_id, p_request_id, p_request_hash, p_metadata, at_time, p_reservation_id);
-          ELSIF earlier.request_hash IS DISTINCT FROM p_request_hash THEN
+        IF p_amount IS NULL OR p_amount < 0 OR p_amount > 10000000000000 OR p_amount <> round(p_amount, 10) THEN
+          RAISE EXCEPTION USING ERRCODE = 'RB400', MESSAGE = 'INVALID_AMOUNT',
+            DETAIL = 'A usage amount is a decimal from 0 to 1e13 with at most 10 fractional digits.';
+        END IF;
+        SELECT q.* INTO earlier FROM budget_integration_requests q WHERE q.request_id = p_request_id;
+        IF NOT FOUND THEN
+          -- The live scope budgets active at occurred_at whose filter accepts the request, in the
+          -- global lock order (root, depth descending, id).
+          seeds := ARRAY(
+            SELECT d.id FROM unnest(p_scope_types, p_scope_ids) s (t, i)
+            JOIN budget_definitions d ON d.scope_type = s.t AND d.scope_id = s.i AND d.deleted_at IS NULL
+            CROSS JOIN LATERAL budget_period_window(d.start_date, d.end_date, d.period, d.custom_period_days,
+                                                    d.recurring, d.timezone, at_time) w
+            WHERE w.active AND budget_filter_accepts(d.filter, p_model_id, p_tags));
+          IF cardinality(seeds) = 0 THEN
+            RETURN;
+          END IF;
+          SELECT array_agg(x.id ORDER BY x.root, x.depth DESC, x.id) INTO matched
+          FROM (SELECT DISTINCT a.id, a.root, a.depth FROM budget_ancestry(seeds) a WHERE a.id = ANY (seeds)) x;
+          SELECT d.id, d.name, d.scope_type, d.scope_id, d.currency INTO other
+          FROM budget_definitions d WHERE d.id = ANY (matched) AND d.currency::text IS DISTINCT FROM p_currency
+          ORDER BY d.id LIMIT 1;
+          IF FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'RB422', MESSAGE = 'CURRENCY_MISMATCH',
+              DETAIL = format('Budget "%s" (%s %s) counts in %s; the request is in %s.',
+                              other.name, other.scope_type, other.scope_id, other.currency, coalesce(p_currency, 'no currency'));
+          END IF;
+          INSERT INTO budget_integration_requests AS q (request_id, request_hash, usage_ids)
+          VALUES (p_request_id, p_request_hash, ARRAY[new_id])
+          ON CONFLICT (request_id) DO NOTHING;
+          IF NOT FOUND THEN
+            -- A concurrent request with this id committed first: answer as its replay.
+            SELECT q.* INTO earlier FROM budget_integration_requests q WHERE q.request_id = p_request_id;
+            IF NOT FOUND THEN
+              RAISE EXCEPTION USING ERRCODE = '40001', MESSAGE = 'IDEMPOTENCY_RETRY',
+                DETAIL = 'A concurrent request with the same request id; retry.';
+            END IF;
+          END IF;
+        END IF;
+
+        IF earlier.request_id IS NOT NULL THEN
+          IF earlier.request_hash IS DISTINCT FROM p_request_hash THEN
             RAISE EXCEPTION USING ERRCODE = 'RB409', MESSAGE = 'IDEMPOTENCY_KEY_REUSED',
               DETAIL = format('The request id "%s" was already recorded for a different request.', p_request_id);
-          ELSE
-            RETURN QUERY SELECT true, earlier.id, earlier.budget_id, earlier.amount, earlier.currency::text,
-              earlier.source::text, earlier.description::text, earlier.model_id::text, earlier.user_id::text,
-              earlier.team_id::text, earlier.project_id::text, earlier.request_id::text,
-              earlier.idempotency_key::text, earlier.reservation_id, earlier.metadata, earlier.occurred_at,
-              earlier.recorded_at, '[]'::jsonb;
           END IF;
-        END LOOP;
+          RETURN QUERY SELECT true, 
+  u.id, u.budget_id, u.amount, u.currency::text, u.source::text, u.description::text,
+  u.model_id::text, u.user_id::text, u.team_id::text, u.project_id::text, u.customer_id::text,
+  u.tags, u.request_id::text, u.idempotency_key::text, u.reservation_id, u.metadata,
+  u.occurred_at, u.recorded_at, u.matched_budget_ids, '[]'::jsonb
+          FROM budget_usage_records u WHERE u.id = ANY (earlier.usage_ids)
+          ORDER BY array_position(earlier.usage_ids, u.id);
+          RETURN;
+        END IF;
+
+        IF p_reservation_id IS NOT NULL AND EXISTS (
+             SELECT 1 FROM budget_reservations x
+             WHERE x.id = p_reservation_id AND x.budget_ids IS NOT NULL
+               AND NOT x.budget_ids && ARRAY(SELECT a.id FROM budget_ancestry(matched) a)) THEN
+          RAISE EXCEPTION USING ERRCODE = 'RB409', MESSAGE = 'RESERVATION_MISMATCH',
+            DETAIL = format('Reservation %s was placed for other budgets than the ones this request counts toward.',
+                            p_reservation_id);
+        END IF;
+        -- The ledger trigger counts it on every matched budget's chain and writes the attribution rows.
+        INSERT INTO budget_usage_records AS u (id, budget_id, amount, currency, source, description, model_id,
+          user_id, team_id, project_id, customer_id, tags, request_id, request_hash, reservation_id, metadata,
+          occurred_at, matched_budget_ids)
+        VALUES (new_id, matched[1], p_amount, p_currency, coalesce(p_source, 'relaycore'), p_description, p_model_id,
+          p_user_id, p_team_id, p_project_id, p_customer_id, p_tags, p_request_id, p_request_hash, p_reservation_id,
+          p_metadata, at_time, matched)
+        RETURNING u.* INTO rec;
+        IF p_reservation_id IS NOT NULL THEN
+          PERFORM close_reservation(p_reservation_id, 'settled');
+        END IF;
+        
+  SELECT coalesce(jsonb_agg(jsonb_build_object(
+           'id', h.id, 'budgetId', h.budget_id, 'alertId', h.alert_id, 'threshold', h.threshold::text,
+           'type', h.alert_type, 'percentUsed', h.percent_used::text, 'amount', h.amount::text,
+           'actions', h.actions, 'notificationChannels', h.notification_channels,
+           'periodStart', h.period_start, 'triggeredAt', h.triggered_at)
+           ORDER BY h.budget_id = matched[1] DESC, h.threshold), '[]')
+  FROM budget_alert_history h WHERE h.usage_record_id = rec.id INTO fired;
+        RETURN QUERY SELECT false, 
+  rec.id, rec.budget_id, rec.amount, rec.currency::text, rec.source::text, rec.description::text,
+  rec.model_id::text, rec.user_id::text, rec.team_id::text, rec.project_id::text, rec.customer_id::text,
+  rec.tags, rec.request_id::text, rec.idempotency_key::text, rec.reservation_id, rec.metadata,
+  rec.occurred_at, rec.recorded_at, rec.matched_budget_ids, fired;
       END
       $function$;
 
-CREATE OR REPLACE FUNCTION public.record_usage(p_budget_id uuid, p_amount numeric, p_currency text, p_source text DEFAULT NULL::text, p_description text DEFAULT NULL::text, p_model_id text DEFAULT NULL::text, p_user_id text DEFAULT NULL::text, p_team_id text DEFAULT NULL::text, p_project_id text DEFAULT NULL::text, p_request_id text DEFAULT NULL::text, p_idempotency_key text DEFAULT NULL::text, p_request_hash text DEFAULT NULL::text, p_metadata jsonb DEFAULT NULL::jsonb, p_occurred_at timestamp with time zone DEFAULT NULL::timestamp with time zone, p_reservation_id uuid DEFAULT NULL::uuid)
- RETURNS TABLE(replayed boolean, id uuid, budget_id uuid, amount numeric, currency text, source text, description text, model_id text, user_id text, team_id text, project_id text, request_id text, idempotency_key text, reservation_id uuid, metadata jsonb, occurred_at timestamp with time zone, recorded_at timestamp with time zone, fired_alerts jsonb)
+CREATE OR REPLACE FUNCTION public.record_usage(p_budget_id uuid, p_amount numeric, p_currency text, p_source text DEFAULT NULL::text, p_description text DEFAULT NULL::text, p_model_id text DEFAULT NULL::text, p_user_id text DEFAULT NULL::text, p_team_id text DEFAULT NULL::text, p_project_id text DEFAULT NULL::text, p_request_id text DEFAULT NULL::text, p_idempotency_key text DEFAULT NULL::text, p_request_hash text DEFAULT NULL::text, p_metadata jsonb DEFAULT NULL::jsonb, p_occurred_at timestamp with time zone DEFAULT NULL::timestamp with time zone, p_reservation_id uuid DEFAULT NULL::uuid, p_customer_id text DEFAULT NULL::text, p_tags text[] DEFAULT NULL::text[])
+ RETURNS TABLE(replayed boolean, id uuid, budget_id uuid, amount numeric, currency text, source text, description text, model_id text, user_id text, team_id text, project_id text, customer_id text, tags text[], request_id text, idempotency_key text, reservation_id uuid, metadata jsonb, occurred_at timestamp with time zone, recorded_at timestamp with time zone, matched_budget_ids uuid[], fired_alerts jsonb)
  LANGUAGE plpgsql
 AS $function$
       #variable_conflict use_column
@@ -1033,7 +1225,7 @@ AS $function$
         at_time    timestamptz := coalesce(p_occurred_at, now());
       BEGIN
         SELECT d.currency, d.start_date, d.end_date, d.period, d.custom_period_days, d.recurring,
-               d.timezone, d.deleted_at, c.period_start AS cached_start, c.period_end AS cached_end
+               d.timezone, d.deleted_at, d.filter, c.period_start AS cached_start, c.period_end AS cached_end
           INTO b FROM budget_definitions d LEFT JOIN budget_status_cache c ON c.budget_id = d.id
          WHERE d.id = p_budget_id;
         IF NOT FOUND OR b.deleted_at IS NOT NULL THEN
@@ -1076,11 +1268,11 @@ AS $function$
 
         IF p_idempotency_key IS NULL OR in_period THEN
           INSERT INTO budget_usage_records AS u (budget_id, amount, currency, source, description, model_id,
-            user_id, team_id, project_id, request_id, idempotency_key, request_hash, reservation_id,
-            metadata, occurred_at)
+            user_id, team_id, project_id, customer_id, tags, request_id, idempotency_key, request_hash,
+            reservation_id, metadata, occurred_at)
           VALUES (p_budget_id, p_amount, p_currency, coalesce(p_source, 'api'), p_description, p_model_id,
-            p_user_id, p_team_id, p_project_id, p_request_id, p_idempotency_key, p_request_hash,
-            p_reservation_id, p_metadata, at_time)
+            p_user_id, p_team_id, p_project_id, p_customer_id, p_tags, p_request_id, p_idempotency_key,
+            p_request_hash, p_reservation_id, p_metadata, at_time)
           ON CONFLICT ON CONSTRAINT budget_usage_records_idempotency_key DO NOTHING
           RETURNING u.* INTO rec;
         END IF;
@@ -1100,6 +1292,12 @@ AS $function$
           END IF;
           was_replay := true;
         ELSE
+          IF NOT budget_filter_accepts(b.filter, p_model_id, p_tags) THEN
+            -- Raising undoes the insert (and what its trigger counted).
+            RAISE EXCEPTION USING ERRCODE = 'RB422', MESSAGE = 'FILTER_MISMATCH',
+              DETAIL = format('Budget %s counts only requests its filter accepts (%s); this one has model %s and tags %s.',
+                              p_budget_id, b.filter, coalesce(p_model_id, 'none'), coalesce(array_to_string(p_tags, ', '), 'none'));
+          END IF;
           IF p_reservation_id IS NOT NULL THEN
             -- Only a reservation placed for this budget or an ancestor; raising undoes the insert.
             IF EXISTS (SELECT 1 FROM budget_reservations x
@@ -1113,25 +1311,26 @@ AS $function$
             -- expired or was released counts for nothing either way; the usage is recorded).
             PERFORM close_reservation(p_reservation_id, 'settled');
           END IF;
-          SELECT coalesce(jsonb_agg(jsonb_build_object(
-                   'id', h.id, 'budgetId', h.budget_id, 'alertId', h.alert_id, 'threshold', h.threshold::text,
-                   'type', h.alert_type, 'percentUsed', h.percent_used::text, 'amount', h.amount::text,
-                   'actions', h.actions, 'notificationChannels', h.notification_channels,
-                   'periodStart', h.period_start, 'triggeredAt', h.triggered_at)
-                   ORDER BY h.budget_id = p_budget_id DESC, h.threshold), '[]')
-            INTO fired
-          FROM budget_alert_history h WHERE h.usage_record_id = rec.id;
+          
+  SELECT coalesce(jsonb_agg(jsonb_build_object(
+           'id', h.id, 'budgetId', h.budget_id, 'alertId', h.alert_id, 'threshold', h.threshold::text,
+           'type', h.alert_type, 'percentUsed', h.percent_used::text, 'amount', h.amount::text,
+           'actions', h.actions, 'notificationChannels', h.notification_channels,
+           'periodStart', h.period_start, 'triggeredAt', h.triggered_at)
+           ORDER BY h.budget_id = p_budget_id DESC, h.threshold), '[]')
+  FROM budget_alert_history h WHERE h.usage_record_id = rec.id INTO fired;
         END IF;
 
-        RETURN QUERY SELECT was_replay, rec.id, rec.budget_id, rec.amount, rec.currency::text, rec.source::text,
-          rec.description::text, rec.model_id::text, rec.user_id::text, rec.team_id::text, rec.project_id::text,
-          rec.request_id::text, rec.idempotency_key::text, rec.reservation_id, rec.metadata, rec.occurred_at,
-          rec.recorded_at, fired;
+        RETURN QUERY SELECT was_replay, 
+  rec.id, rec.budget_id, rec.amount, rec.currency::text, rec.source::text, rec.description::text,
+  rec.model_id::text, rec.user_id::text, rec.team_id::text, rec.project_id::text, rec.customer_id::text,
+  rec.tags, rec.request_id::text, rec.idempotency_key::text, rec.reservation_id, rec.metadata,
+  rec.occurred_at, rec.recorded_at, rec.matched_budget_ids, fired;
       END
       $function$;
 
 CREATE OR REPLACE FUNCTION public.record_usage_batch(p_budget_id uuid, p_records jsonb)
- RETURNS TABLE(ordinal integer, status integer, error_code text, error_detail text, replayed boolean, id uuid, budget_id uuid, amount numeric, currency text, source text, description text, model_id text, user_id text, team_id text, project_id text, request_id text, reservation_id uuid, metadata jsonb, occurred_at timestamp with time zone, recorded_at timestamp with time zone, fired_alerts jsonb)
+ RETURNS TABLE(ordinal integer, status integer, error_code text, error_detail text, replayed boolean, id uuid, budget_id uuid, amount numeric, currency text, source text, description text, model_id text, user_id text, team_id text, project_id text, customer_id text, tags text[], request_id text, reservation_id uuid, metadata jsonb, occurred_at timestamp with time zone, recorded_at timestamp with time zone, fired_alerts jsonb)
  LANGUAGE plpgsql
 AS $function$
       #variable_conflict use_column
@@ -1175,16 +1374,22 @@ AS $function$
         FROM budget_status_cache c WHERE c.budget_id = p_budget_id;
 
         -- One INSERT of every record that may go in: right currency, inside a window of the budget,
-        -- a reservation of this budget or an ancestor (if any), and the first of its idempotency
-        -- key in the batch. A key recorded before is skipped by ON CONFLICT and answered below.
+        -- accepted by its filter, a reservation of this budget or an ancestor (if any), and the first
+        -- of its idempotency key in the batch. A key recorded before is skipped by ON CONFLICT and
+        -- answered below.
+        
         WITH raw AS (
-          SELECT (e.item->>'id')::uuid AS id, (e.item->>'amount')::numeric AS amount, e.item->>'currency' AS currency,
-                 coalesce(e.item->>'source', 'api') AS source, e.item->>'description' AS description,
-                 e.item->>'modelId' AS model_id, e.item->>'userId' AS user_id, e.item->>'teamId' AS team_id,
-                 e.item->>'projectId' AS project_id, e.item->>'requestId' AS request_id,
+          SELECT (e.ord - 1)::integer AS ordinal, (e.item->>'id')::uuid AS id, e.item->>'currency' AS currency,
+                 e.item->>'modelId' AS model_id,
+                 CASE WHEN jsonb_typeof(e.item->'tags') = 'array'
+                      THEN ARRAY(SELECT jsonb_array_elements_text(e.item->'tags')) END AS tags,
                  e.item->>'idempotencyKey' AS idempotency_key, e.item->>'requestHash' AS request_hash,
-                 (e.item->>'reservationId')::uuid AS reservation_id, nullif(e.item->'metadata', 'null'::jsonb) AS metadata,
+                 (e.item->>'reservationId')::uuid AS reservation_id,
                  coalesce((e.item->>'occurredAt')::timestamptz, now()) AS occurred_at,
+                 (e.item->>'amount')::numeric AS amount, coalesce(e.item->>'source', 'api') AS source,
+                 e.item->>'description' AS description, e.item->>'userId' AS user_id, e.item->>'teamId' AS team_id,
+                 e.item->>'projectId' AS project_id, e.item->>'customerId' AS customer_id,
+                 e.item->>'requestId' AS request_id, nullif(e.item->'metadata', 'null'::jsonb) AS metadata,
                  row_number() OVER (PARTITION BY e.item->>'idempotencyKey' ORDER BY e.ord) AS nth
           FROM jsonb_array_elements(p_records) WITH ORDINALITY e (item, ord)
         ), items AS (
@@ -1192,19 +1397,20 @@ AS $function$
           SELECT r.*, CASE WHEN r.occurred_at >= cached_start AND r.occurred_at < cached_end THEN true
                            ELSE (budget_period_window(b.start_date, b.end_date, b.period, b.custom_period_days,
                                                       b.recurring, b.timezone, r.occurred_at)).active END AS in_period,
+                 budget_filter_accepts(b.filter, r.model_id, r.tags) AS accepted,
                  r.reservation_id IS NOT NULL AND EXISTS (
                    SELECT 1 FROM budget_reservations x
                    WHERE x.id = r.reservation_id AND x.budget_ids IS NOT NULL AND NOT x.budget_ids && chain) AS mismatch
           FROM raw r
         ), inserted AS (
           INSERT INTO budget_usage_records AS u (id, budget_id, amount, currency, source, description, model_id,
-            user_id, team_id, project_id, request_id, idempotency_key, request_hash, reservation_id, metadata,
-            occurred_at)
+            user_id, team_id, project_id, customer_id, tags, request_id, idempotency_key, request_hash,
+            reservation_id, metadata, occurred_at)
           SELECT i.id, p_budget_id, i.amount, i.currency, i.source, i.description, i.model_id, i.user_id, i.team_id,
-                 i.project_id, i.request_id, i.idempotency_key, i.request_hash, i.reservation_id, i.metadata,
-                 i.occurred_at
+                 i.project_id, i.customer_id, i.tags, i.request_id, i.idempotency_key, i.request_hash,
+                 i.reservation_id, i.metadata, i.occurred_at
           FROM items i
-          WHERE i.currency = b.currency::text AND i.in_period AND NOT i.mismatch
+          WHERE i.currency = b.currency::text AND i.in_period AND i.accepted AND NOT i.mismatch
             AND (i.idempotency_key IS NULL OR i.nth = 1)
           ON CONFLICT ON CONSTRAINT budget_usage_records_idempotency_key DO NOTHING
           RETURNING u.id, u.reservation_id
@@ -1227,8 +1433,12 @@ AS $function$
 
         -- One answer per record, in order; the alerts ride on the first line.
         RETURN QUERY
+        
         WITH raw AS (
           SELECT (e.ord - 1)::integer AS ordinal, (e.item->>'id')::uuid AS id, e.item->>'currency' AS currency,
+                 e.item->>'modelId' AS model_id,
+                 CASE WHEN jsonb_typeof(e.item->'tags') = 'array'
+                      THEN ARRAY(SELECT jsonb_array_elements_text(e.item->'tags')) END AS tags,
                  e.item->>'idempotencyKey' AS idempotency_key, e.item->>'requestHash' AS request_hash,
                  (e.item->>'reservationId')::uuid AS reservation_id,
                  coalesce((e.item->>'occurredAt')::timestamptz, now()) AS occurred_at
@@ -1238,6 +1448,7 @@ AS $function$
           SELECT r.*, CASE WHEN r.occurred_at >= cached_start AND r.occurred_at < cached_end THEN true
                            ELSE (budget_period_window(b.start_date, b.end_date, b.period, b.custom_period_days,
                                                       b.recurring, b.timezone, r.occurred_at)).active END AS in_period,
+                 budget_filter_accepts(b.filter, r.model_id, r.tags) AS accepted,
                  r.reservation_id IS NOT NULL AND EXISTS (
                    SELECT 1 FROM budget_reservations x
                    WHERE x.id = r.reservation_id AND x.budget_ids IS NOT NULL AND NOT x.budget_ids && chain) AS mismatch
@@ -1247,12 +1458,13 @@ AS $function$
                CASE WHEN i.id = ANY (new_ids) THEN 201
                     WHEN r.id IS NOT NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash THEN 200
                     WHEN r.id IS NOT NULL THEN 409
-                    WHEN i.currency <> b.currency::text OR NOT i.in_period THEN 422
+                    WHEN i.currency <> b.currency::text OR NOT i.in_period OR NOT i.accepted THEN 422
                     ELSE 409 END,
                CASE WHEN i.id = ANY (new_ids) OR (r.id IS NOT NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash) THEN NULL
                     WHEN r.id IS NOT NULL THEN 'IDEMPOTENCY_KEY_REUSED'
                     WHEN i.currency <> b.currency::text THEN 'CURRENCY_MISMATCH'
                     WHEN NOT i.in_period THEN 'OUTSIDE_BUDGET_PERIOD'
+                    WHEN NOT i.accepted THEN 'FILTER_MISMATCH'
                     WHEN i.mismatch THEN 'RESERVATION_MISMATCH'
                     ELSE 'IDEMPOTENCY_KEY_IN_FLIGHT' END,
                CASE WHEN i.id = ANY (new_ids) OR (r.id IS NOT NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash) THEN NULL
@@ -1261,14 +1473,17 @@ AS $function$
                     WHEN i.currency <> b.currency::text THEN
                       format('This budget counts in %s; the usage is in %s.', b.currency, i.currency)
                     WHEN NOT i.in_period THEN format('occurredAt %s is outside every period of this budget.', i.occurred_at)
+                    WHEN NOT i.accepted THEN
+                      format('Budget %s counts only requests its filter accepts (%s); this one has model %s and tags %s.',
+                             p_budget_id, b.filter, coalesce(i.model_id, 'none'), coalesce(array_to_string(i.tags, ', '), 'none'))
                     WHEN i.mismatch THEN
                       format('Reservation %s was placed for other budgets; a usage on budget %s settles only a reservation of that budget or one of its ancestors.',
                              i.reservation_id, p_budget_id)
                     ELSE format('A concurrent request is recording the idempotency key "%s"; retry to get its record.', i.idempotency_key) END,
                NOT (i.id = ANY (new_ids)) AND r.id IS NOT NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash,
                u.id, p_budget_id, u.amount, u.currency::text, u.source::text, u.description::text, u.model_id::text,
-               u.user_id::text, u.team_id::text, u.project_id::text, u.request_id::text, u.reservation_id, u.metadata,
-               u.occurred_at, u.recorded_at,
+               u.user_id::text, u.team_id::text, u.project_id::text, u.customer_id::text, u.tags, u.request_id::text,
+               u.reservation_id, u.metadata, u.occurred_at, u.recorded_at,
                CASE WHEN i.ordinal = 0 THEN fired ELSE '[]'::jsonb END
         FROM items i
         LEFT JOIN budget_usage_records r

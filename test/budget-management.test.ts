@@ -109,7 +109,7 @@ describe('Budget management (the seed\'s test coverage)', () => {
   });
 
   describe('Budget Integration multi-scope constraint checking', () => {
-    it('decides every budget of the scopes together and records once per tree', async () => {
+    it('decides every budget of the scopes together and records the request once, counted on every budget it matches', async () => {
       const team = await budgetRegistry.createBudget({ ...budgetRequest, scopeId: 'team-int', amount: 100 }, 'user-123');
       const user = await budgetRegistry.createBudget(
         { ...budgetRequest, scopeType: 'user', scopeId: 'user-int', amount: 50, parentId: team.id, alerts: [] }, 'user-123');
@@ -122,7 +122,9 @@ describe('Budget management (the seed\'s test coverage)', () => {
       expect(allowed.results.map((result) => result.budgetId).sort()).toEqual([team.id, user.id, project.id].sort());
 
       const recorded = await integration.recordUsage({ ...scopes, amount: 8, currency: 'USD', requestId: 'req-int-1' });
-      expect(recorded.records.map((record) => record.budgetId).sort()).toEqual([user.id, project.id].sort());
+      expect(recorded.records).toHaveLength(1);
+      expect([...recorded.records[0].matchedBudgetIds].sort()).toEqual([team.id, user.id, project.id].sort());
+      expect((await budgetTracker.getBudgetStatus(project.id)).currentAmount).toBe(8);
       expect((await budgetTracker.getBudgetStatus(team.id)).currentAmount).toBe(8);
 
       const blocked = await integration.checkConstraints({ ...scopes, estimatedCost: 5, currency: 'USD' });

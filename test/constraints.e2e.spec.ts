@@ -383,16 +383,18 @@ describe('Constraint checks, alerts and the integration (HTTP)', () => {
       expect(res.status).toBe(201);
       expect(res.body.replayed).toBe(false);
       expect(res.body.requestId).toBe('int-req-1');
-      expect(res.body.records.map((r: { budgetId: string }) => r.budgetId).sort()).toEqual([user.id, project.id].sort());
-      for (const r of res.body.records) {
-        expect(r).toEqual(expect.objectContaining({ amount: 12.345, userId: 'int-user-1', teamId: 'int-team-1', projectId: 'int-proj-1' }));
-      }
+      // One ledger row for the request (SPEC §12.2), naming every budget it matched across both trees.
+      expect(res.body.records).toHaveLength(1);
+      expect([...res.body.records[0].matchedBudgetIds].sort()).toEqual([user.id, team.id, project.id].sort());
+      expect(res.body.records[0]).toEqual(
+        expect.objectContaining({ amount: 12.345, userId: 'int-user-1', teamId: 'int-team-1', projectId: 'int-proj-1' }),
+      );
       for (const budget of [user, team, project]) {
         const s = await status(budget.id);
         expect([budget.name, s.currentAmount, s.usageCount]).toEqual([budget.name, 12.345, 1]);
       }
       const [rows] = await t.sql(`SELECT count(*)::int AS n FROM budget_usage_records WHERE request_id = 'int-req-1'`);
-      expect(rows.n).toBe(2);
+      expect(rows.n).toBe(1);
     });
 
     it('a replay → 200 + Idempotent-Replayed, the same records, nothing changes; another body with that requestId → 409', async () => {

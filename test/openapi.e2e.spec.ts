@@ -35,7 +35,7 @@ const BUDGET_OPERATIONS: { method: string; path: string; operationId: string; su
 const WRITABLE_FIELDS = [
   'name', 'description', 'scopeType', 'scopeId', 'parentId', 'amount', 'currency', 'period', 'customPeriodDays',
   'startDate', 'endDate', 'recurring', 'timezone', 'enforcement', 'warningThreshold', 'criticalThreshold', 'alerts',
-  'modelPolicy', 'metadata',
+  'modelPolicy', 'filter', 'metadata',
 ];
 
 describe('OpenAPI document', () => {
@@ -176,7 +176,7 @@ describe('OpenAPI document', () => {
 
     it('POST /budgets documents the enums, limits and formats of the SPEC', () => {
       const p = bodySchema('post', '/api/v1/budgets').properties;
-      expect(p.scopeType.enum).toEqual(['organization', 'team', 'user', 'project']);
+      expect(p.scopeType.enum).toEqual(['organization', 'team', 'user', 'project', 'customer']);
       expect(p.period.enum).toEqual(['daily', 'weekly', 'monthly', 'quarterly', 'annual', 'custom']);
       expect(p.enforcement.enum).toEqual(['hard', 'soft']);
       expect(p.enforcement.default).toBe('hard');
@@ -256,7 +256,7 @@ describe('OpenAPI document', () => {
         const params = operation('get', path).parameters as Json[];
         const type = params.find((p) => p.in === 'path' && p.name === 'type');
         // `id` carries no @ApiProperty: only the CLI plugin (nest build) documents it.
-        expect(type!.schema.enum).toEqual(['organization', 'team', 'user', 'project']);
+        expect(type!.schema.enum).toEqual(['organization', 'team', 'user', 'project', 'customer']);
         expect(type!.required).toBe(true);
       },
     );
@@ -264,7 +264,7 @@ describe('OpenAPI document', () => {
     it('GET /budgets documents its decorated filters', () => {
       const params = operation('get', '/api/v1/budgets').parameters as Json[];
       const byName = Object.fromEntries(params.filter((p) => p.in === 'query').map((p) => [p.name, p]));
-      expect(byName.scopeType.schema.enum).toEqual(['organization', 'team', 'user', 'project']);
+      expect(byName.scopeType.schema.enum).toEqual(['organization', 'team', 'user', 'project', 'customer']);
       expect(byName.parentId.schema.format).toBe('uuid');
     });
 

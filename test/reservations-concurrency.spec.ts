@@ -1,4 +1,5 @@
 import { expectCacheMatchesLedger } from './setup/ledger-checks';
+import { postJson, type HttpAnswer } from './setup/http';
 import { createTestApp, type TestApp } from './setup/test-app';
 
 /**
@@ -26,27 +27,7 @@ interface Budget {
   parentId: string | null;
 }
 
-interface HttpAnswer {
-  status: number;
-  body: any;
-  text: string;
-}
-
-async function post(base: string, path: string, body: unknown, key: string, headers: Record<string, string> = {}): Promise<HttpAnswer> {
-  const res = await fetch(`${base}${API}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}`, ...headers },
-    body: JSON.stringify(body),
-  });
-  const text = await res.text();
-  let parsed: unknown = text;
-  try {
-    parsed = text ? JSON.parse(text) : undefined;
-  } catch {
-    // keep the text
-  }
-  return { status: res.status, body: parsed, text };
-}
+const post = postJson;
 
 interface RunFigures {
   label: string;

@@ -1,6 +1,7 @@
 import { Clock } from '../src/common/clock';
 import { cacheVersusTruth, deadlockCount } from './setup/ledger-checks';
 import { createTestApp, type TestApp } from './setup/test-app';
+import { fromMicros, micros } from './setup/micros';
 
 /**
  * SPEC §2 "The cache" (cache == calculate_budget_status for every budget, always; no lost
@@ -23,16 +24,6 @@ interface Sent {
   body: any;
 }
 
-/** Exact sums of decimal strings with up to 6 fractional digits, in millionths. */
-const micros = (amount: string) => {
-  const [whole, fraction = ''] = amount.split('.');
-  return BigInt(whole) * 1_000_000n + BigInt(fraction.padEnd(6, '0'));
-};
-const fromMicros = (value: bigint) => {
-  const whole = value / 1_000_000n;
-  const fraction = (value % 1_000_000n).toString().padStart(6, '0').replace(/0+$/, '');
-  return fraction ? `${whole}.${fraction}` : `${whole}`;
-};
 /** A random amount of 0–9.999999 with up to 6 decimals, as a decimal string. */
 const randomAmount = () => {
   const value = BigInt(Math.floor(Math.random() * 10_000_000));

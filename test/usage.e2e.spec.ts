@@ -81,11 +81,14 @@ describe('Usage ledger and status (HTTP)', () => {
         userId: 'user-456',
         teamId: 'team-123',
         projectId: null,
+        customerId: null,
+        tags: [],
         requestId: 'req-789',
         reservationId: null,
         metadata: SEED_RECORD_USAGE_EXAMPLE.metadata,
         occurredAt: expect.stringMatching(ISO),
         recordedAt: expect.stringMatching(ISO),
+        matchedBudgetIds: [budget.id],
       });
       expect(await rows(budget.id)).toEqual([
         {
@@ -431,6 +434,7 @@ describe('Usage ledger and status (HTTP)', () => {
           { key: '2026-03-05', amount: 3, count: 1 },
           { key: '2026-03-19', amount: 1.125, count: 1 },
         ],
+        byTag: [{ key: null, amount: 14.875, count: 4 }],
       });
 
       const february = await t.request(

@@ -520,6 +520,11 @@ export interface components {
              * @example USD
              */
             currency: string;
+            /**
+             * @description The gateway's end customer the request was made for.
+             * @example cust-42
+             */
+            customerId?: string | null;
             /** @example GPT-4 API usage */
             description?: string | null;
             /**
@@ -562,6 +567,14 @@ export interface components {
              * @example relaycore
              */
             source?: string;
+            /**
+             * @description Labels of the request (feature, environment, ...): at most 20, each 1–64 characters; a repeated tag counts once.
+             * @example [
+             *       "chat",
+             *       "production"
+             *     ]
+             */
+            tags?: string[] | null;
             /** @example team-123 */
             teamId?: string | null;
             /** @example user-456 */
@@ -690,18 +703,49 @@ export interface components {
              * @description The rule of the SPEC §3 ladder that answered (for dashboards and clients that branch on it).
              * @enum {string}
              */
-            rule: "inactive" | "block-all" | "require-approval" | "restrict-models" | "hard-limit" | "auto-downgrade" | "allowed";
+            rule: "inactive" | "filtered" | "block-all" | "require-approval" | "restrict-models" | "hard-limit" | "auto-downgrade" | "allowed";
             /** @enum {string} */
             status: "normal" | "warning" | "critical" | "exceeded";
             suggestedActions: components["schemas"]["SuggestedActionDto"][];
             /** @example gpt-4o-mini */
             suggestedModel?: string;
         };
+        BudgetFilterDto: {
+            /**
+             * @description Model ids, or prefixes ending in `*` (`gpt-4o*`); a request without a model matches none.
+             * @example [
+             *       "gpt-4o*",
+             *       "claude-3-5-sonnet"
+             *     ]
+             */
+            models?: string[];
+            /**
+             * @description Tags the request must all carry.
+             * @example [
+             *       "production"
+             *     ]
+             */
+            tags?: string[];
+        };
+        BudgetFilterResponseDto: {
+            /**
+             * @example [
+             *       "gpt-4o*"
+             *     ]
+             */
+            models?: string[];
+            /**
+             * @example [
+             *       "production"
+             *     ]
+             */
+            tags?: string[];
+        };
         BudgetHierarchyStatusDto: {
             budgets: components["schemas"]["BudgetStatusFamilyDto"][];
             scopeId: string;
             /** @enum {string} */
-            scopeType: "organization" | "team" | "user" | "project";
+            scopeType: "organization" | "team" | "user" | "project" | "customer";
         };
         BudgetPageDto: {
             data: components["schemas"]["BudgetResponseDto"][];
@@ -722,6 +766,8 @@ export interface components {
             endDate: string | null;
             /** @enum {string} */
             enforcement: "hard" | "soft";
+            /** @description Which requests of its scope it counts (SPEC §12.2); null counts all. */
+            filter: components["schemas"]["BudgetFilterResponseDto"] | null;
             /** Format: uuid */
             id: string;
             metadata: {
@@ -736,7 +782,7 @@ export interface components {
             recurring: boolean;
             scopeId: string;
             /** @enum {string} */
-            scopeType: "organization" | "team" | "user" | "project";
+            scopeType: "organization" | "team" | "user" | "project" | "customer";
             /** Format: date-time */
             startDate: string;
             timezone: string;
@@ -836,6 +882,8 @@ export interface components {
             endDate: string | null;
             /** @enum {string} */
             enforcement: "hard" | "soft";
+            /** @description Which requests of its scope it counts (SPEC §12.2); null counts all. */
+            filter: components["schemas"]["BudgetFilterResponseDto"] | null;
             /** Format: uuid */
             id: string;
             metadata: {
@@ -850,7 +898,7 @@ export interface components {
             recurring: boolean;
             scopeId: string;
             /** @enum {string} */
-            scopeType: "organization" | "team" | "user" | "project";
+            scopeType: "organization" | "team" | "user" | "project" | "customer";
             /** Format: date-time */
             startDate: string;
             /** @description The node's BudgetStatusInfo for its current window (null if it was deleted meanwhile). */
@@ -880,6 +928,14 @@ export interface components {
              * @default false
              */
             reserve?: boolean;
+            /**
+             * @description The request's tags: budgets with a tags filter count (and constrain) only requests carrying them.
+             * @example [
+             *       "chat",
+             *       "production"
+             *     ]
+             */
+            tags?: string[];
         };
         CreateApiKeyDto: {
             /**
@@ -918,6 +974,11 @@ export interface components {
              * @enum {string}
              */
             enforcement?: "hard" | "soft";
+            /**
+             * @description Count only the requests of this scope that use these models and carry these tags (SPEC §12.2);
+             *     null or absent counts all. A change applies from the next recorded usage on.
+             */
+            filter?: components["schemas"]["BudgetFilterDto"] | null;
             metadata?: {
                 [key: string]: unknown;
             } | null;
@@ -945,7 +1006,7 @@ export interface components {
              * @example team
              * @enum {string}
              */
-            scopeType: "organization" | "team" | "user" | "project";
+            scopeType: "organization" | "team" | "user" | "project" | "customer";
             /**
              * Format: date-time
              * @description The anchor instant of every period.
@@ -1034,7 +1095,7 @@ export interface components {
              * @description The rule of the SPEC §3 ladder that answered (for dashboards and clients that branch on it).
              * @enum {string}
              */
-            rule: "inactive" | "block-all" | "require-approval" | "restrict-models" | "hard-limit" | "auto-downgrade" | "allowed";
+            rule: "inactive" | "filtered" | "block-all" | "require-approval" | "restrict-models" | "hard-limit" | "auto-downgrade" | "allowed";
             /** @example team-engineering-ai */
             scopeId: string;
             /** @example team */
@@ -1053,12 +1114,17 @@ export interface components {
             parentId: string | null;
             scopeId: string;
             /** @enum {string} */
-            scopeType: "organization" | "team" | "user" | "project";
+            scopeType: "organization" | "team" | "user" | "project" | "customer";
             status: components["schemas"]["BudgetStatusDto"];
         };
         IntegrationCheckDto: {
             /** @example USD */
             currency: string;
+            /**
+             * @description The gateway's end customer (scope type `customer`).
+             * @example cust-42
+             */
+            customerId?: string;
             /** @example 25 */
             estimatedCost: number | string;
             /**
@@ -1080,6 +1146,14 @@ export interface components {
              * @default false
              */
             reserve?: boolean;
+            /**
+             * @description The request's tags: budgets with a tags filter count (and constrain) only requests carrying them.
+             * @example [
+             *       "chat",
+             *       "production"
+             *     ]
+             */
+            tags?: string[];
             /** @example team-engineering-ai */
             teamId?: string;
             /** @example user-456 */
@@ -1103,7 +1177,7 @@ export interface components {
              * @description The rule that decided: the blocking budget's, else auto-downgrade, inactive or allowed.
              * @enum {string}
              */
-            rule: "inactive" | "block-all" | "require-approval" | "restrict-models" | "hard-limit" | "auto-downgrade" | "allowed";
+            rule: "inactive" | "filtered" | "block-all" | "require-approval" | "restrict-models" | "hard-limit" | "auto-downgrade" | "allowed";
             suggestedActions: components["schemas"]["SuggestedActionDto"][];
             /**
              * @description One model every budget accepts, when the requested one is not.
@@ -1125,6 +1199,11 @@ export interface components {
              * @example USD
              */
             currency: string;
+            /**
+             * @description The gateway's end customer (scope type `customer`).
+             * @example cust-42
+             */
+            customerId?: string;
             /** @example GPT-4 API usage */
             description?: string | null;
             /**
@@ -1165,13 +1244,24 @@ export interface components {
              * @example relaycore
              */
             source?: string;
+            /**
+             * @description Labels of the request (feature, environment, ...): at most 20, each 1–64 characters; a repeated tag counts once.
+             * @example [
+             *       "chat",
+             *       "production"
+             *     ]
+             */
+            tags?: string[] | null;
             /** @example team-engineering-ai */
             teamId?: string;
             /** @example user-456 */
             userId?: string;
         };
         IntegrationUsageResponseDto: {
-            /** @description One record per budget tree, on its most specific budget. */
+            /**
+             * @description The request's one ledger record (its matchedBudgetIds name every budget it matched); empty when
+             *     no budget matched. A request recorded before attribution existed replays its per-tree records.
+             */
             records: components["schemas"]["UsageRecordResponseDto"][];
             /** @description True when every record existed already (nothing was counted again). */
             replayed: boolean;
@@ -1327,6 +1417,11 @@ export interface components {
              * @example USD
              */
             currency: string;
+            /**
+             * @description The gateway's end customer the request was made for.
+             * @example cust-42
+             */
+            customerId?: string | null;
             /** @example GPT-4 API usage */
             description?: string | null;
             /**
@@ -1364,6 +1459,14 @@ export interface components {
              * @example relaycore
              */
             source?: string;
+            /**
+             * @description Labels of the request (feature, environment, ...): at most 20, each 1–64 characters; a repeated tag counts once.
+             * @example [
+             *       "chat",
+             *       "production"
+             *     ]
+             */
+            tags?: string[] | null;
             /** @example team-123 */
             teamId?: string | null;
             /** @example user-456 */
@@ -1406,6 +1509,11 @@ export interface components {
              * @enum {string}
              */
             enforcement?: "hard" | "soft";
+            /**
+             * @description Count only the requests of this scope that use these models and carry these tags (SPEC §12.2);
+             *     null or absent counts all. A change applies from the next recorded usage on.
+             */
+            filter?: components["schemas"]["BudgetFilterDto"] | null;
             metadata?: {
                 [key: string]: unknown;
             } | null;
@@ -1433,7 +1541,7 @@ export interface components {
              * @example team
              * @enum {string}
              */
-            scopeType?: "organization" | "team" | "user" | "project";
+            scopeType?: "organization" | "team" | "user" | "project" | "customer";
             /**
              * Format: date-time
              * @description The anchor instant of every period.
@@ -1454,7 +1562,7 @@ export interface components {
             /** @example 12 */
             count: number;
             /**
-             * @description The model, source, user or day (YYYY-MM-DD in the budget's time zone); null when not recorded.
+             * @description The model, source, user, day (YYYY-MM-DD in the budget's time zone) or tag; null when not recorded (untagged, for byTag).
              * @example gpt-4
              */
             key: string | null;
@@ -1470,9 +1578,15 @@ export interface components {
             budgetId: string;
             /** @example USD */
             currency: string;
+            customerId: string | null;
             description: string | null;
             /** Format: uuid */
             id: string;
+            /**
+             * @description The budgets the request matched (SPEC §12.2): it counts toward each of them and every ancestor
+             *     of any of them, each once. A single-budget write matched its budget only.
+             */
+            matchedBudgetIds: string[];
             metadata: {
                 [key: string]: unknown;
             } | null;
@@ -1487,6 +1601,13 @@ export interface components {
             reservationId: string | null;
             /** @example relaycore */
             source: string;
+            /**
+             * @example [
+             *       "chat",
+             *       "production"
+             *     ]
+             */
+            tags: string[];
             teamId: string | null;
             userId: string | null;
         };
@@ -1496,6 +1617,8 @@ export interface components {
             byDay: components["schemas"]["UsageBreakdownDto"][];
             byModel: components["schemas"]["UsageBreakdownDto"][];
             bySource: components["schemas"]["UsageBreakdownDto"][];
+            /** @description Spend per tag: a request with several tags counts under each (so these may add up to more than total); key null is untagged spend. */
+            byTag: components["schemas"]["UsageBreakdownDto"][];
             byUser: components["schemas"]["UsageBreakdownDto"][];
             /** @example 42 */
             count: number;
@@ -1506,7 +1629,7 @@ export interface components {
             /** Format: date-time */
             to: string;
             /**
-             * @description Spend in [from, to), this budget and its descendants.
+             * @description Spend in [from, to) of the requests that count toward this budget (its own, its descendants' and those attributed to either), each once.
              * @example 1250.5
              */
             total: number;
@@ -1729,7 +1852,7 @@ export interface operations {
                 limit?: number;
                 /** @description The nextCursor of the previous page. */
                 cursor?: string;
-                scopeType?: "organization" | "team" | "user" | "project";
+                scopeType?: "organization" | "team" | "user" | "project" | "customer";
                 parentId?: string;
                 scopeId?: string;
             };
@@ -1885,7 +2008,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                type: "organization" | "team" | "user" | "project";
+                type: "organization" | "team" | "user" | "project" | "customer";
                 id: string;
             };
             cookie?: never;
@@ -1943,7 +2066,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                type: "organization" | "team" | "user" | "project";
+                type: "organization" | "team" | "user" | "project" | "customer";
                 id: string;
             };
             cookie?: never;
@@ -2645,7 +2768,10 @@ export interface operations {
                 modelId?: string;
                 source?: string;
                 userId?: string;
-                /** @description Include the usage of descendant budgets. */
+                customerId?: string;
+                /** @description Only requests carrying this tag. */
+                tag?: string;
+                /** @description Include the requests that count toward it through its descendant budgets. */
                 includeDescendants?: boolean;
             };
             header?: never;
@@ -3082,6 +3208,8 @@ export interface operations {
                 teamId?: string;
                 userId?: string;
                 projectId?: string;
+                /** @description The gateway's end customer (scope type `customer`). */
+                customerId?: string;
             };
             header?: never;
             path?: never;

@@ -5,7 +5,8 @@ import { toMoneyNumber, toMoneyString } from '../common/money';
 import { decodeCursor, toPage, type Page } from '../common/pagination';
 import { validateInput } from '../common/validation';
 import { BudgetRepository, type BudgetRow, type BudgetValues } from './budget.repository';
-import type { BudgetAlertConfig, BudgetRecord, ModelPolicy, ScopeType } from './budget.types';
+import type { BudgetAlertConfig, BudgetFilter, BudgetRecord, ModelPolicy, ScopeType } from './budget.types';
+import type { BudgetFilterDto } from './dto/budget-filter.dto';
 import type { BudgetAlertDto } from './dto/budget-alert.dto';
 import type { BudgetResponseDto } from './dto/budget-response.dto';
 import { CreateBudgetDto } from './dto/create-budget.dto';
@@ -170,6 +171,7 @@ export class BudgetRegistryService {
       criticalThreshold: Number(row.criticalThreshold),
       alerts: row.alerts,
       modelPolicy: row.modelPolicy,
+      filter: row.filter,
       metadata: row.metadata,
       createdBy: row.createdBy,
       createdAt: row.createdAt.toISOString(),
@@ -197,6 +199,7 @@ export class BudgetRegistryService {
       warningThreshold: dto.warningThreshold,
       criticalThreshold: dto.criticalThreshold,
       modelPolicy: dto.modelPolicy === undefined ? undefined : this.normaliseModelPolicy(dto.modelPolicy),
+      filter: dto.filter === undefined ? undefined : normaliseFilter(dto.filter),
       metadata: dto.metadata,
     };
   }
@@ -241,4 +244,13 @@ export class BudgetRegistryService {
     }
     return Number(match[1]);
   }
+}
+
+/** The stored form of a filter: only the lists given; a filter without any counts all (null). */
+function normaliseFilter(filter: BudgetFilterDto | null): BudgetFilter | null {
+  if (filter === null || (filter.models === undefined && filter.tags === undefined)) return null;
+  return {
+    ...(filter.models === undefined ? {} : { models: filter.models }),
+    ...(filter.tags === undefined ? {} : { tags: filter.tags }),
+  };
 }

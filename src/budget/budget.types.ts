@@ -1,7 +1,7 @@
-export const SCOPE_TYPES = ['organization', 'team', 'user', 'project'] as const;
+export const SCOPE_TYPES = ['organization', 'team', 'user', 'project', 'customer'] as const;
 export type ScopeType = (typeof SCOPE_TYPES)[number];
 
-/** One scope a request names (RelayCore's organizationId, teamId, userId, projectId). */
+/** One scope a request names (RelayCore's organizationId, teamId, userId, projectId, customerId). */
 export interface Scope {
   type: ScopeType;
   id: string;
@@ -25,6 +25,18 @@ export interface BudgetAlertConfig {
   type: AlertType;
   actions: AlertAction[];
   notificationChannels: string[];
+}
+
+/** What a budget's filter looks at in a request: its model and its tags. */
+export interface RequestTraits {
+  modelId?: string | null;
+  tags?: string[] | null;
+}
+
+/** Which requests of its scope a budget counts (SPEC §12.2); null counts all. */
+export interface BudgetFilter {
+  models?: string[];
+  tags?: string[];
 }
 
 export interface ModelPolicy {
@@ -53,6 +65,7 @@ export interface BudgetRecord {
   criticalThreshold: string;
   alerts: BudgetAlertConfig[];
   modelPolicy: ModelPolicy | null;
+  filter: BudgetFilter | null;
   metadata: Record<string, unknown> | null;
   createdBy: string;
   createdAt: Date;

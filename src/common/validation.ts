@@ -1,4 +1,6 @@
-import { registerDecorator, validate, ValidateIf, ValidateNested, ValidationError, ValidationOptions } from 'class-validator';
+import {
+  ArrayMaxSize, IsArray, IsString, Length, registerDecorator, validate, ValidateIf, ValidateNested, ValidationError, ValidationOptions,
+} from 'class-validator';
 import { plainToInstance, Transform } from 'class-transformer';
 import { FieldError, validationFailed } from './errors/domain-error';
 
@@ -179,3 +181,14 @@ export const CodePointLength = (min: number, max: number) =>
 /** Query strings carry text: "true" and "false" become booleans, anything else is left to fail. */
 export const ToBoolean = () =>
   Transform(({ value }) => (value === 'true' ? true : value === 'false' ? false : value));
+
+/** A request's tags (SPEC §12.2): an array of at most 20 strings of 1–64 characters. */
+export function IsTagList(): PropertyDecorator {
+  const decorators = [
+    IsArray(),
+    ArrayMaxSize(20, { message: 'tags must list at most 20 tags' }),
+    IsString({ each: true }),
+    Length(1, 64, { each: true, message: 'each tag must be 1–64 characters' }),
+  ];
+  return (target, propertyKey) => decorators.forEach((decorator) => decorator(target, propertyKey));
+}

@@ -18,6 +18,7 @@ import type { IntegrationCheckResponseDto } from './dto/constraint-check-respons
 import type { IntegrationSummaryDto, IntegrationUsageResponseDto } from './dto/integration.dto';
 
 const SCOPE_FIELDS: [keyof IntegrationScopesDto, ScopeType][] = [
+  ['customerId', 'customer'],
   ['userId', 'user'],
   ['projectId', 'project'],
   ['teamId', 'team'],
@@ -29,7 +30,10 @@ export function scopesOf(dto: IntegrationScopesDto): Scope[] {
   const scopes = SCOPE_FIELDS.filter(([field]) => dto[field] !== undefined).map(([field, type]) => ({ type, id: dto[field]! }));
   if (!scopes.length) {
     throw validationFailed(
-      SCOPE_FIELDS.map(([field]) => ({ field, message: 'at least one of organizationId, teamId, userId, projectId is required' })),
+      SCOPE_FIELDS.map(([field]) => ({
+        field,
+        message: 'at least one of organizationId, teamId, userId, projectId, customerId is required',
+      })),
     );
   }
   return scopes;
@@ -53,12 +57,13 @@ export class BudgetIntegrationService {
     private readonly clock: Clock,
   ) {}
 
-  /** Every active budget of the scopes and their ancestors; proceeds only if all allow. */
+  /** Every active budget of the scopes that matches the request, and their ancestors; proceeds only if all allow. */
   async checkConstraints(request: IntegrationCheckDto, actor?: string): Promise<IntegrationCheckResponseDto> {
     const dto = await validateInput(IntegrationCheckDto, request);
     const scopes = scopesOf(dto);
     const estimate = new Decimal(toMoneyString(dto.estimatedCost));
-    const decided = await this.constraints.decide({ scopes }, estimate, dto.modelId);
+    const traits = { modelId: dto.modelId, tags: dto.tags };
+    const decided = await this.constraints.decide({ scopes }, estimate, traits);
     const { contexts, decisions, combined } = decided;
     this.assertCurrency(contexts, dto.currency);
     const answer: IntegrationCheckResponseDto = {
@@ -84,11 +89,15 @@ export class BudgetIntegrationService {
       currency: dto.currency,
       ttlSeconds: dto.reservationTtlSeconds,
       modelId: combined.suggestedModel ?? dto.modelId,
+      traits,
       actor,
     });
   }
 
-  /** Records the request's actual cost once per budget tree, idempotent on requestId, in one transaction. */
+  /**
+   * Records the request's actual cost once: one ledger row counting toward every budget it matches
+   * and their ancestors, each once (SPEC §12.2); idempotent on requestId, in one transaction.
+   */
   async recordUsage(request: IntegrationUsageDto): Promise<IntegrationUsageResponseDto> {
     const dto = await validateInput(IntegrationUsageDto, request);
     const outcome = await this.tracker.recordScopedUsage(scopesOf(dto), {
@@ -102,7 +111,8 @@ export class BudgetIntegrationService {
   /** Each applicable budget (the scopes' budgets and their ancestors) with its status. */
   async getSummary(request: IntegrationScopesDto): Promise<IntegrationSummaryDto> {
     const dto = await validateInput(IntegrationScopesDto, request);
-    const rows = await this.contexts.checkContext([], scopesOf(dto), this.clock.now());
+    // Every budget of the scopes, whatever its filter: this is a view, not a decision on a request.
+    const rows = await this.contexts.checkContext([], scopesOf(dto), this.clock.now(), null);
     return {
       budgets: rows.map((row) => ({
         budgetId: row.budgetId,

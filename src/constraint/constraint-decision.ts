@@ -20,6 +20,8 @@ export interface BudgetCheckContext {
   periodStart: Date;
   periodEnd: Date;
   active: boolean;
+  /** False when the budget was named by id and its filter refuses the request (SPEC §12.2). */
+  matches?: boolean;
   currentAmount: string;
   reservedAmount: string;
 }
@@ -38,7 +40,7 @@ export interface SuggestedAction {
 }
 
 export const DECISION_RULES = [
-  'inactive', 'block-all', 'require-approval', 'restrict-models', 'hard-limit', 'auto-downgrade', 'allowed',
+  'inactive', 'filtered', 'block-all', 'require-approval', 'restrict-models', 'hard-limit', 'auto-downgrade', 'allowed',
 ] as const;
 export type DecisionRule = (typeof DECISION_RULES)[number];
 
@@ -86,7 +88,7 @@ export interface AgreedModel {
 }
 
 /**
- * The SPEC §3 ladder for one budget: inactive, block-all, require-approval, restrict-models, hard
+ * The SPEC §3 ladder for one budget: inactive, filtered (SPEC §12.2), block-all, require-approval, restrict-models, hard
  * limit, auto-downgrade, notify. A pure function of the context, so every rule is unit-tested.
  *
  * A downgrade is one step: the requested model's entry in the budget's policy (§3.6). When the
@@ -129,6 +131,14 @@ export function decideBudget(
   if (!context.active) {
     const when = Date.now() < context.periodStart.getTime() ? `starts at ${context.periodStart.toISOString()}` : `ended at ${resetsAt}`;
     return { ...base, rule: 'inactive', reason: `${describeBudget(context)} is not active (it ${when}), so it does not constrain this request.` };
+  }
+
+  if (context.matches === false) {
+    return {
+      ...base,
+      rule: 'filtered',
+      reason: `${describeBudget(context)} counts only the requests its filter accepts, and this one is not among them, so it does not constrain this request.`,
+    };
   }
 
   const alerts = consideredAlerts(context, afterPercent);
@@ -283,7 +293,9 @@ function combineDecisions(decisions: BudgetDecision[], suggestedModel: string | 
         ? 'auto-downgrade'
         : decisions.length && decisions.every((decision) => decision.rule === 'inactive')
           ? 'inactive'
-          : 'allowed'),
+          : decisions.length && decisions.every((decision) => decision.rule === 'inactive' || decision.rule === 'filtered')
+            ? 'filtered'
+            : 'allowed'),
   };
 }
 

@@ -21,6 +21,7 @@ export function toCheckContext(row: CheckContextRow): BudgetCheckContext {
     periodStart: row.periodStart,
     periodEnd: row.periodEnd,
     active: row.active,
+    matches: row.matches,
     currentAmount: row.currentAmount,
     reservedAmount: row.reservedAmount,
   };

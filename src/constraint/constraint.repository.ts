@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import type { BudgetAlertConfig, ModelPolicy, Scope, ScopeType } from '../budget/budget.types';
+import type { BudgetAlertConfig, ModelPolicy, RequestTraits, Scope, ScopeType } from '../budget/budget.types';
 import type { ActiveAlertJson } from '../usage/usage.events';
 
 /** Everything a check decides on about one budget, from `budget_check_context`. */
@@ -12,6 +12,8 @@ export interface CheckContextRow {
   scopeId: string;
   parentId: string | null;
   isSeed: boolean;
+  /** False for a budget named by id whose filter refuses the request (it is answered, not counted). */
+  matches: boolean;
   amount: string;
   currency: string;
   warningThreshold: string;
@@ -58,17 +60,23 @@ const ALERT_COLUMNS = `h.id, h.budget_id AS "budgetId", h.alert_id AS "alertId",
 export class ConstraintRepository {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
-  /** The budgets named (by id or by scope) and all their ancestors, most specific first. */
-  checkContext(budgetIds: string[], scopes: Scope[], at: Date): Promise<CheckContextRow[]> {
+  /**
+   * The budgets named (by id or by scope) that match the request's traits, and all their
+   * ancestors, most specific first; `traits` null lists every budget of the scopes (no filters).
+   */
+  checkContext(budgetIds: string[], scopes: Scope[], at: Date, traits: RequestTraits | null): Promise<CheckContextRow[]> {
     return this.dataSource.query(
       `SELECT budget_id AS "budgetId", name, scope_type AS "scopeType", scope_id AS "scopeId", parent_id AS "parentId",
-              is_seed AS "isSeed", amount::text AS amount, currency, warning_threshold::text AS "warningThreshold",
+              is_seed AS "isSeed", matches, amount::text AS amount, currency, warning_threshold::text AS "warningThreshold",
               critical_threshold::text AS "criticalThreshold", enforcement, period_start AS "periodStart",
               period_end AS "periodEnd", active, current_amount::text AS "currentAmount",
               reserved_amount::text AS "reservedAmount", usage_count::text AS "usageCount", updated_at AS "updatedAt",
               active_alerts AS "activeAlerts", alert_rules AS "alertRules", model_policy AS "modelPolicy"
-       FROM budget_check_context($1::uuid[], $2::text[], $3::text[], $4::timestamptz)`,
-      [budgetIds, scopes.map((s) => s.type), scopes.map((s) => s.id), at.toISOString()],
+       FROM budget_check_context($1::uuid[], $2::text[], $3::text[], $4::timestamptz, $5, $6::text[], $7)`,
+      [
+        budgetIds, scopes.map((s) => s.type), scopes.map((s) => s.id), at.toISOString(), traits?.modelId ?? null,
+        traits?.tags ?? null, traits !== null,
+      ],
     );
   }
 

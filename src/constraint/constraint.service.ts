@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { Scope } from '../budget/budget.types';
+import type { RequestTraits, Scope } from '../budget/budget.types';
 import { Clock } from '../common/clock';
 import { DomainError, notFound } from '../common/errors/domain-error';
 import { Decimal, toMoneyString } from '../common/money';
@@ -20,13 +20,14 @@ export type CheckTarget = { budgetId: string } | { scopes: Scope[] };
 /**
  * The budgets a request takes part in: the named ones (by id or scope) active at the request's
  * instant and all their ancestors, where its usage is recorded and rolls up (SPEC §12.1). A named
- * budget that is not active stays, decided as inactive to say why it does not constrain; an
- * ancestor reached only through such a budget is left out, as a usage would not reach it.
+ * budget that is not active, or whose filter refuses the request, stays, decided as inactive or
+ * filtered to say why it does not constrain; an ancestor reached only through such a budget is
+ * left out, as a usage would not reach it.
  */
 function takingPart(rows: CheckContextRow[]): CheckContextRow[] {
   const byId = new Map(rows.map((row) => [row.budgetId, row]));
   const kept = new Set(rows.filter((row) => row.isSeed).map((row) => row.budgetId));
-  for (const seed of rows.filter((row) => row.isSeed && row.active)) {
+  for (const seed of rows.filter((row) => row.isSeed && row.active && row.matches)) {
     let parent = seed.parentId ? byId.get(seed.parentId) : undefined;
     while (parent) {
       kept.add(parent.budgetId);
@@ -61,28 +62,32 @@ export class ConstraintService implements ConstraintChecker {
    * Reads everything the decision needs in one round trip, applies the ladder to each budget and
    * combines the answers: the request proceeds only if every budget allows it.
    */
-  async decide(target: CheckTarget, estimate: Decimal, modelId: string | undefined): Promise<Decided> {
+  async decide(target: CheckTarget, estimate: Decimal, traits: RequestTraits): Promise<Decided> {
     const byId = 'budgetId' in target;
-    const rows = await this.constraints.checkContext(byId ? [target.budgetId] : [], byId ? [] : target.scopes, this.clock.now());
+    const rows = await this.constraints.checkContext(
+      byId ? [target.budgetId] : [], byId ? [] : target.scopes, this.clock.now(), traits,
+    );
     const contexts = takingPart(rows).map(toCheckContext);
     if (byId && !contexts.some((context) => context.budgetId === target.budgetId)) throw notFound('budget', target.budgetId);
-    return { contexts, ...decideTogether(contexts, estimate, modelId) };
+    return { contexts, ...decideTogether(contexts, estimate, traits.modelId ?? undefined) };
   }
 
   /** `actor` names who placed a hold (reserve: true); the controller checks the role first. */
   async checkBudget(budgetId: string, request: CheckConstraintsDto, actor?: string): Promise<BudgetConstraintCheckDto> {
     const dto = await validateInput(CheckConstraintsDto, request);
     const estimate = new Decimal(toMoneyString(dto.estimatedCost));
-    const decided = await this.decide({ budgetId }, estimate, dto.modelId);
+    const traits = { modelId: dto.modelId, tags: dto.tags };
+    const decided = await this.decide({ budgetId }, estimate, traits);
     const own = decided.decisions.find((decision) => decision.budgetId === budgetId)!;
     const answer = toCheckResponse(own, decided.combined);
-    if (!dto.reserve || own.rule === 'inactive') return answer;
+    if (!dto.reserve || own.rule === 'inactive' || own.rule === 'filtered') return answer;
     return this.reservations.holdFor(answer, decided, {
       budgetIds: [budgetId],
       amount: estimate.toFixed(),
       currency: own.currency,
       ttlSeconds: dto.reservationTtlSeconds,
       modelId: decided.combined.suggestedModel ?? dto.modelId,
+      traits,
       actor,
     });
   }

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import type { Scope } from '../budget/budget.types';
+import type { RequestTraits, Scope } from '../budget/budget.types';
 
 export interface PlacedReservation {
   granted: boolean;
@@ -17,6 +17,8 @@ export interface ReservationRequest {
   currency: string;
   ttlSeconds: number;
   modelId: string | null;
+  /** The request's model and tags: a budget whose filter refuses them takes no hold. */
+  traits: RequestTraits;
   requestId: string | null;
   createdBy: string;
   at: Date;
@@ -31,11 +33,12 @@ export class ReservationRepository {
   async place(request: ReservationRequest): Promise<PlacedReservation> {
     const rows = await this.dataSource.query(
       `SELECT granted, reservation_id AS "reservationId", expires_at AS "expiresAt", blocking_budget_id AS "blockingBudgetId"
-       FROM place_reservation($1::uuid[], $2::text[], $3::text[], $4::numeric, $5, $6, $7, $8, $9, $10::timestamptz)`,
+       FROM place_reservation($1::uuid[], $2::text[], $3::text[], $4::numeric, $5, $6, $7, $8, $9, $10::timestamptz,
+                              $11, $12::text[])`,
       [
         request.budgetIds, request.scopes.map((s) => s.type), request.scopes.map((s) => s.id), request.amount,
         request.currency, request.ttlSeconds, request.modelId, request.requestId, request.createdBy,
-        request.at.toISOString(),
+        request.at.toISOString(), request.traits.modelId ?? null, request.traits.tags ?? null,
       ],
     );
     return rows[0];

@@ -2,7 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { Interval } from '@nestjs/schedule';
 import { Clock } from '../common/clock';
 import { DomainError } from '../common/errors/domain-error';
-import type { Scope } from '../budget/budget.types';
+import type { RequestTraits, Scope } from '../budget/budget.types';
 import type { BudgetDecision, CombinedDecision, DecisionRule } from './constraint-decision';
 import { ReservationRepository } from './reservation.repository';
 
@@ -16,6 +16,8 @@ export interface HoldRequest {
   currency: string;
   ttlSeconds?: number;
   modelId?: string;
+  /** The model and tags the check decided on: the hold goes on the budgets that match them. */
+  traits?: RequestTraits;
   actor?: string;
 }
 
@@ -47,6 +49,7 @@ export class ReservationService {
       currency: request.currency,
       ttlSeconds: request.ttlSeconds ?? DEFAULT_RESERVATION_TTL_SECONDS,
       modelId: request.modelId ?? null,
+      traits: request.traits ?? {},
       requestId: null,
       createdBy: request.actor ?? 'anonymous',
       at: this.clock.now(),

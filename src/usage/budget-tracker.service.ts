@@ -120,7 +120,7 @@ export class BudgetTrackerService {
     const before = decodeCursor(q.cursor, 2) as [string, string] | undefined;
     const rows = await this.usage.history({
       budgetId, includeDescendants: q.includeDescendants ?? false, from: q.from, to: q.to, modelId: q.modelId,
-      source: q.source, userId: q.userId, before, limit,
+      source: q.source, userId: q.userId, customerId: q.customerId, tag: q.tag, before, limit,
     });
     return toPage(rows, limit, (row) => [row.occurredKey!, row.id], toUsageRecord);
   }
@@ -134,8 +134,8 @@ export class BudgetTrackerService {
         .filter((row) => row.grouping === grouping)
         .map((row) => ({ key: key(row), amount: toMoneyNumber(row.total), count: Number(row.count) }))
         .sort((a, b) => b.amount - a.amount || String(a.key).localeCompare(String(b.key)));
-    // GROUPING(model_id, source, user_id, day) is a bitmask: 1 marks a column not grouped on.
-    const total = rows.find((row) => row.grouping === 0b1111)!;
+    // GROUPING(model_id, source, user_id, day, tag) is a bitmask: 1 marks a column not grouped on.
+    const total = rows.find((row) => row.grouping === 0b11111)!;
     return {
       budgetId,
       currency: budget.currency,
@@ -143,10 +143,11 @@ export class BudgetTrackerService {
       to: total.rangeTo.toISOString(),
       total: toMoneyNumber(total.total),
       count: Number(total.count),
-      byModel: breakdown(0b0111, (row) => row.modelId),
-      bySource: breakdown(0b1011, (row) => row.source),
-      byUser: breakdown(0b1101, (row) => row.userId),
-      byDay: breakdown(0b1110, (row) => row.day).sort((a, b) => String(a.key).localeCompare(String(b.key))),
+      byModel: breakdown(0b01111, (row) => row.modelId),
+      bySource: breakdown(0b10111, (row) => row.source),
+      byUser: breakdown(0b11011, (row) => row.userId),
+      byDay: breakdown(0b11101, (row) => row.day).sort((a, b) => String(a.key).localeCompare(String(b.key))),
+      byTag: breakdown(0b11110, (row) => row.tag),
     };
   }
 

@@ -35,6 +35,8 @@ export function toUsageWrite(budgetId: string, dto: RecordUsageDto, idempotencyK
     userId: lifted.userId,
     teamId: lifted.teamId,
     projectId: lifted.projectId,
+    customerId: dto.customerId ?? null,
+    tags: dto.tags?.length ? [...new Set(dto.tags)] : null,
     requestId: lifted.requestId,
     idempotencyKey: key,
     requestHash: '',
@@ -45,6 +47,8 @@ export function toUsageWrite(budgetId: string, dto: RecordUsageDto, idempotencyK
   // The body as the client meant it: an omitted occurredAt ("now") is the same request on retry.
   write.requestHash = sha256Hex(
     canonicalJson({ ...write, requestHash: undefined, idempotencyKey: undefined, budgetId: undefined,
+      // Absent, the new fields leave the hash of a body as it was before they existed.
+      customerId: write.customerId ?? undefined, tags: write.tags ?? undefined,
       amount: new Decimal(amount).toFixed(), occurredAt: dto.occurredAt ? occurredAt.toISOString() : undefined }),
   );
   return write;

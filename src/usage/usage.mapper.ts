@@ -17,11 +17,14 @@ export function toUsageRecord(row: UsageRow): UsageRecordResponseDto {
     userId: row.userId,
     teamId: row.teamId,
     projectId: row.projectId,
+    customerId: row.customerId ?? null,
+    tags: row.tags ?? [],
     requestId: row.requestId,
     reservationId: row.reservationId,
     metadata: row.metadata,
     occurredAt: new Date(row.occurredAt).toISOString(),
     recordedAt: new Date(row.recordedAt).toISOString(),
+    matchedBudgetIds: row.matchedBudgetIds ?? [row.budgetId],
   };
 }
 

@@ -17,11 +17,15 @@ export interface UsageRow {
   userId: string | null;
   teamId: string | null;
   projectId: string | null;
+  customerId: string | null;
+  tags: string[] | null;
   requestId: string | null;
   reservationId: string | null;
   metadata: Record<string, unknown> | null;
   occurredAt: Date;
   recordedAt: Date;
+  /** The budgets an integration usage matched (null for a single-budget write: it matched budgetId). */
+  matchedBudgetIds: string[] | null;
   /** occurred_at with microseconds, the pagination key. */
   occurredKey?: string;
 }
@@ -42,6 +46,8 @@ export interface UsageWrite {
   userId: string | null;
   teamId: string | null;
   projectId: string | null;
+  customerId: string | null;
+  tags: string[] | null;
   requestId: string | null;
   idempotencyKey: string | null;
   requestHash: string;
@@ -85,6 +91,8 @@ export interface HistoryFilter {
   modelId?: string;
   source?: string;
   userId?: string;
+  customerId?: string;
+  tag?: string;
   before?: [string, string];
   limit: number;
 }
@@ -95,6 +103,7 @@ export interface SummaryRow {
   source: string | null;
   userId: string | null;
   day: string | null;
+  tag: string | null;
   total: string;
   count: string;
   rangeFrom: Date;
@@ -105,15 +114,18 @@ export interface SummaryRow {
 const USAGE_COLUMNS = `
   r.id, r.budget_id AS "budgetId", r.amount::text AS amount, r.currency, r.source, r.description,
   r.model_id AS "modelId", r.user_id AS "userId", r.team_id AS "teamId", r.project_id AS "projectId",
-  r.request_id AS "requestId", r.reservation_id AS "reservationId", r.metadata, r.occurred_at AS "occurredAt",
-  r.recorded_at AS "recordedAt"`;
+  r.customer_id AS "customerId", r.tags, r.request_id AS "requestId", r.reservation_id AS "reservationId", r.metadata,
+  r.occurred_at AS "occurredAt", r.recorded_at AS "recordedAt", r.matched_budget_ids AS "matchedBudgetIds"`;
 
 /** The columns record_usage, record_usage_batch and record_integration_usage return, as RecordedUsageRow names them. */
 const RECORDED_COLUMNS = `
   replayed, id, budget_id AS "budgetId", amount::text AS amount, currency, source, description,
   model_id AS "modelId", user_id AS "userId", team_id AS "teamId", project_id AS "projectId",
-  request_id AS "requestId", reservation_id AS "reservationId", metadata, occurred_at AS "occurredAt",
-  recorded_at AS "recordedAt", fired_alerts AS "firedAlerts"`;
+  customer_id AS "customerId", tags, request_id AS "requestId", reservation_id AS "reservationId", metadata,
+  occurred_at AS "occurredAt", recorded_at AS "recordedAt", fired_alerts AS "firedAlerts"`;
+
+/** RECORDED_COLUMNS and the matched budgets, which record_usage and record_integration_usage return. */
+const RECORDED_MATCH_COLUMNS = `${RECORDED_COLUMNS}, matched_budget_ids AS "matchedBudgetIds"`;
 
 /** The columns of get_budget_status(es), as StatusRow names them. */
 const STATUS_COLUMNS = `
@@ -133,12 +145,13 @@ export class UsageRepository {
   /** Records one usage (or replays it) through `record_usage`: validation, idempotency, cache and alerts in SQL. */
   async record(write: UsageWrite): Promise<RecordedUsageRow> {
     const rows = await this.dataSource.query(
-      `SELECT ${RECORDED_COLUMNS}
-       FROM record_usage($1, $2::numeric, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14::timestamptz, $15::uuid)`,
+      `SELECT ${RECORDED_MATCH_COLUMNS}
+       FROM record_usage($1, $2::numeric, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14::timestamptz, $15::uuid,
+                         $16, $17::text[])`,
       [
         write.budgetId, write.amount, write.currency, write.source, write.description, write.modelId, write.userId,
         write.teamId, write.projectId, write.requestId, write.idempotencyKey, write.requestHash,
-        metadataParam(write), write.occurredAt.toISOString(), write.reservationId,
+        metadataParam(write), write.occurredAt.toISOString(), write.reservationId, write.customerId, write.tags,
       ],
     );
     return rows[0];
@@ -153,16 +166,19 @@ export class UsageRepository {
     );
   }
 
-  /** Records an AI request named by its scopes once per budget tree, in one transaction (`record_integration_usage`). */
+  /**
+   * Records an AI request named by its scopes (`record_integration_usage`): one ledger row counting
+   * toward every budget it matches and their ancestors, each once; none when no budget matches.
+   */
   recordForScopes(scopes: Scope[], write: Omit<UsageWrite, 'budgetId' | 'idempotencyKey'>): Promise<RecordedUsageRow[]> {
     return this.dataSource.query(
-      `SELECT ${RECORDED_COLUMNS}
-       FROM record_integration_usage($1::text[], $2::text[], $3::numeric, $4, $5, $6, $7, $8, $9, $10, $11, $12,
-                                     $13::jsonb, $14::timestamptz, $15::uuid)`,
+      `SELECT ${RECORDED_MATCH_COLUMNS}
+       FROM record_integration_usage($1::text[], $2::text[], $3::numeric, $4, $5, $6, $7, $8, $9, $10, $11,
+                                     $12::text[], $13, $14, $15::jsonb, $16::timestamptz, $17::uuid)`,
       [
         scopes.map((s) => s.type), scopes.map((s) => s.id), write.amount, write.currency, write.source,
-        write.description, write.modelId, write.userId, write.teamId, write.projectId, write.requestId,
-        write.requestHash, metadataParam(write), write.occurredAt.toISOString(), write.reservationId,
+        write.description, write.modelId, write.userId, write.teamId, write.projectId, write.customerId, write.tags,
+        write.requestId, write.requestHash, metadataParam(write), write.occurredAt.toISOString(), write.reservationId,
       ],
     );
   }
@@ -191,58 +207,88 @@ export class UsageRepository {
   }
 
   /**
-   * Newest first by (occurredAt, id); keyset pagination stays stable under concurrent inserts.
-   * Each budget of the tree gives its own newest rows by a backward scan of its index range
-   * (LATERAL ... LIMIT), and only those few are merged: never a sort of the whole ledger.
+   * The requests that count toward the budget (with includeDescendants, toward any budget of its
+   * subtree), newest first by (occurredAt, id), each once; keyset pagination stays stable under
+   * concurrent inserts. Each budget of the tree gives its own newest rows by a backward scan of its
+   * index range (LATERAL ... LIMIT), from the ledger and from its attribution rows, and only those
+   * few are merged: never a sort of the whole ledger.
    */
   async history(filter: HistoryFilter): Promise<UsageRow[]> {
     // Only the filters given become conditions, so the plan (custom or generic) always has them
-    // as index conditions rather than "$n IS NULL OR ..." branches.
+    // as index conditions rather than "$n IS NULL OR ..." branches. The time conditions go on
+    // the index each branch scans (the ledger's, or the attribution table's).
     const params: unknown[] = [filter.budgetId, filter.includeDescendants];
-    const where = ['r.budget_id = tree.id'];
-    const add = (condition: (placeholder: string) => string, value: unknown) =>
-      where.push(condition(`$${params.push(value)}`));
-    if (filter.from) add((p) => `r.occurred_at >= ${p}::timestamptz`, filter.from);
-    if (filter.to) add((p) => `r.occurred_at < ${p}::timestamptz`, filter.to);
-    if (filter.modelId) add((p) => `r.model_id = ${p}`, filter.modelId);
-    if (filter.source) add((p) => `r.source = ${p}`, filter.source);
-    if (filter.userId) add((p) => `r.user_id = ${p}`, filter.userId);
-    if (filter.before) {
-      const at = `$${params.push(filter.before[0])}`;
-      const id = `$${params.push(filter.before[1])}`;
-      where.push(`(r.occurred_at, r.id) < (${at}::timestamptz, ${id}::uuid)`);
+    const rowWhere: string[] = [];
+    const own = ['r.budget_id = tree.id'];
+    const attributed = ['a.budget_id = tree.id'];
+    const placeholder = (value: unknown) => `$${params.push(value)}`;
+    if (filter.from) {
+      const p = placeholder(filter.from);
+      own.push(`r.occurred_at >= ${p}::timestamptz`);
+      attributed.push(`a.occurred_at >= ${p}::timestamptz`);
     }
-    const limit = `$${params.push(filter.limit + 1)}`;
+    if (filter.to) {
+      const p = placeholder(filter.to);
+      own.push(`r.occurred_at < ${p}::timestamptz`);
+      attributed.push(`a.occurred_at < ${p}::timestamptz`);
+    }
+    if (filter.before) {
+      const at = placeholder(filter.before[0]);
+      const id = placeholder(filter.before[1]);
+      own.push(`(r.occurred_at, r.id) < (${at}::timestamptz, ${id}::uuid)`);
+      attributed.push(`(a.occurred_at, a.usage_id) < (${at}::timestamptz, ${id}::uuid)`);
+    }
+    if (filter.modelId) rowWhere.push(`r.model_id = ${placeholder(filter.modelId)}`);
+    if (filter.source) rowWhere.push(`r.source = ${placeholder(filter.source)}`);
+    if (filter.userId) rowWhere.push(`r.user_id = ${placeholder(filter.userId)}`);
+    if (filter.customerId) rowWhere.push(`r.customer_id = ${placeholder(filter.customerId)}`);
+    if (filter.tag) rowWhere.push(`r.tags @> ARRAY[${placeholder(filter.tag)}::text]`);
+    const limit = placeholder(filter.limit + 1);
+    const columns = `${USAGE_COLUMNS},
+      to_char(r.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS "occurredKey"`;
     return this.dataSource.query(
       `WITH RECURSIVE tree AS (
          SELECT $1::uuid AS id
-         UNION ALL
+         UNION
          SELECT c.id FROM budget_definitions c JOIN tree t ON c.parent_id = t.id WHERE $2::boolean
+       ), hits AS (
+         SELECT r.*
+         FROM tree CROSS JOIN LATERAL (
+           SELECT ${columns}
+           FROM budget_usage_records r
+           WHERE ${[...own, ...rowWhere].join(' AND ')}
+           ORDER BY r.occurred_at DESC, r.id DESC
+           LIMIT ${limit}) r
+         UNION ALL
+         SELECT r.*
+         FROM tree CROSS JOIN LATERAL (
+           SELECT ${columns}
+           FROM budget_usage_attributions a JOIN budget_usage_records r ON r.id = a.usage_id
+           WHERE ${[...attributed, ...rowWhere].join(' AND ')}
+           ORDER BY a.occurred_at DESC, a.usage_id DESC
+           LIMIT ${limit}) r
        )
-       SELECT r.*
-       FROM tree CROSS JOIN LATERAL (
-         SELECT ${USAGE_COLUMNS},
-                to_char(r.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS "occurredKey"
-         FROM budget_usage_records r
-         WHERE ${where.join(' AND ')}
-         ORDER BY r.occurred_at DESC, r.id DESC
-         LIMIT ${limit}) r
-       ORDER BY r."occurredAt" DESC, r.id DESC
+       SELECT DISTINCT ON (h."occurredAt", h.id) h.*
+       FROM hits h
+       ORDER BY h."occurredAt" DESC, h.id DESC
        LIMIT ${limit}`,
       params,
     );
   }
 
   /**
-   * Total, count and the four breakdowns in one scan (GROUPING SETS) over the budget and its
-   * descendants, for [from, to) or, by default, the window containing `at`. Days are local to the
-   * budget's time zone.
+   * Total, count and the five breakdowns in one scan (GROUPING SETS) over the requests that count
+   * toward the budget (the rule of `budget_usage_rows`: its subtree's rows and attributions, each once),
+   * for [from, to) or, by default, the window containing `at`. Days are local to the budget's time
+   * zone. A request carrying several tags counts once in every breakdown but `byTag`, where it counts
+   * under each of its tags: each row is joined to its tags with their ordinal, and the other sets
+   * count only the first (or the only, untagged) line of a row.
    */
   async summary(budgetId: string, from: string | undefined, to: string | undefined, at: Date): Promise<SummaryRow[]> {
     return this.dataSource.query(
       `WITH RECURSIVE tree AS (
-         SELECT id FROM budget_definitions WHERE id = $1::uuid
-         UNION ALL
+         SELECT $1::uuid AS id
+         UNION
          SELECT c.id FROM budget_definitions c JOIN tree t ON c.parent_id = t.id
        ), budget AS (
          SELECT b.timezone, coalesce($2::timestamptz, w.period_start) AS range_from,
@@ -251,19 +297,39 @@ export class UsageRepository {
               budget_period_window(b.start_date, b.end_date, b.period, b.custom_period_days, b.recurring, b.timezone,
                                    $4::timestamptz) w
          WHERE b.id = $1::uuid
-       ), usage AS (
-         -- The index range is keyed on the tree's budget ids and the time range: index-only.
-         SELECT r.amount, r.model_id, r.source, r.user_id,
-                to_char(r.occurred_at AT TIME ZONE budget.timezone, 'YYYY-MM-DD') AS day
+       ), counted AS (
+         -- The rule of budget_usage_rows(), with only the grouped columns: the subtree's own rows
+         -- (index-only, keyed on the tree's budget ids and the range) and the rows attributed to the
+         -- subtree whose first match lies outside it, each once.
+         SELECT r.amount, r.model_id, r.source, r.user_id, r.tags, r.occurred_at
          FROM budget, budget_usage_records r
-         WHERE r.budget_id = ANY (ARRAY(SELECT id FROM tree))
+         WHERE r.budget_id = ANY (ARRAY(SELECT tree.id FROM tree))
            AND r.occurred_at >= budget.range_from AND r.occurred_at < budget.range_to
+         UNION ALL
+         SELECT r.amount, r.model_id, r.source, r.user_id, r.tags, r.occurred_at
+         FROM (SELECT DISTINCT a.usage_id, a.occurred_at
+               FROM budget, budget_usage_attributions a
+               WHERE a.budget_id = ANY (ARRAY(SELECT tree.id FROM tree))
+                 AND a.occurred_at >= budget.range_from AND a.occurred_at < budget.range_to
+                 AND NOT a.primary_budget_id = ANY (ARRAY(SELECT tree.id FROM tree))) x
+         JOIN budget_usage_records r ON r.id = x.usage_id AND r.occurred_at = x.occurred_at
+       ), usage AS (
+         SELECT c.amount, c.model_id, c.source, c.user_id, t.tag, t.k,
+                to_char(c.occurred_at AT TIME ZONE budget.timezone, 'YYYY-MM-DD') AS day
+         FROM budget, counted c
+         LEFT JOIN LATERAL unnest(c.tags) WITH ORDINALITY t (tag, k) ON true
        )
-       SELECT GROUPING(model_id, source, user_id, day) AS grouping, model_id AS "modelId", source,
-              user_id AS "userId", day, coalesce(sum(amount), 0)::text AS total, count(*)::text AS count,
+       SELECT GROUPING(model_id, source, user_id, day, tag) AS grouping, model_id AS "modelId", source,
+              user_id AS "userId", day, tag,
+              CASE WHEN GROUPING(tag) = 0 AND tag IS NOT NULL
+                   THEN coalesce(sum(amount) FILTER (WHERE tag IS NOT NULL), 0)
+                   ELSE coalesce(sum(amount) FILTER (WHERE k IS NULL OR k = 1), 0) END::text AS total,
+              CASE WHEN GROUPING(tag) = 0 AND tag IS NOT NULL
+                   THEN count(*) FILTER (WHERE tag IS NOT NULL)
+                   ELSE count(*) FILTER (WHERE k IS NULL OR k = 1) END::text AS count,
               (SELECT range_from FROM budget) AS "rangeFrom", (SELECT range_to FROM budget) AS "rangeTo"
        FROM usage
-       GROUP BY GROUPING SETS ((), (model_id), (source), (user_id), (day))`,
+       GROUP BY GROUPING SETS ((), (model_id), (source), (user_id), (day), (tag))`,
       [budgetId, from ?? null, to ?? null, at.toISOString()],
     );
   }

@@ -20,6 +20,13 @@ export class ModelPolicyResponseDto {
   downgrades: Record<string, string>;
 }
 
+export class BudgetFilterResponseDto {
+  @ApiProperty({ required: false, example: ['gpt-4o*'] })
+  models?: string[];
+  @ApiProperty({ required: false, example: ['production'] })
+  tags?: string[];
+}
+
 /** The seed's BudgetDefinition. */
 export class BudgetResponseDto {
   @ApiProperty({ format: 'uuid' })
@@ -53,6 +60,9 @@ export class BudgetResponseDto {
   alerts: BudgetAlertResponseDto[];
   @ApiProperty({ type: ModelPolicyResponseDto, nullable: true })
   modelPolicy: ModelPolicyResponseDto | null;
+  /** Which requests of its scope it counts (SPEC §12.2); null counts all. */
+  @ApiProperty({ type: BudgetFilterResponseDto, nullable: true })
+  filter: BudgetFilterResponseDto | null;
   @ApiProperty({ type: 'object', additionalProperties: true, nullable: true })
   metadata: Record<string, unknown> | null;
   createdBy: string;

@@ -8,6 +8,7 @@ import { IsMoney } from '../../common/money';
 import { CodePointLength, EachNested, IsIanaTimeZone, IsOmittable, IsSmallJsonObject, Satisfies, Trim, UtcInstant } from '../../common/validation';
 import { BUDGET_PERIODS, ENFORCEMENTS, SCOPE_TYPES, type BudgetPeriod, type Enforcement, type ScopeType } from '../budget.types';
 import { BudgetAlertDto } from './budget-alert.dto';
+import { BudgetFilterDto } from './budget-filter.dto';
 import { ModelPolicyDto } from './model-policy.dto';
 
 /** The seed's CreateBudgetRequest. */
@@ -121,6 +122,17 @@ export class CreateBudgetDto {
   @ValidateNested()
   @Type(() => ModelPolicyDto)
   modelPolicy?: ModelPolicyDto | null;
+
+  /**
+   * Count only the requests of this scope that use these models and carry these tags (SPEC §12.2);
+   * null or absent counts all. A change applies from the next recorded usage on.
+   */
+  @ApiProperty({ type: BudgetFilterDto, required: false, nullable: true })
+  @IsOptional()
+  @IsObject({ message: 'filter must be an object' })
+  @ValidateNested()
+  @Type(() => BudgetFilterDto)
+  filter?: BudgetFilterDto | null;
 
   @ApiPropertyOptional({ type: 'object', additionalProperties: true, nullable: true })
   @IsOptional()

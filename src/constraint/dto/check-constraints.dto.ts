@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional, IntersectionType, OmitType } from '@nestjs/swagger';
 import { IsBoolean, IsInt, IsOptional, IsString, Length, Matches, Max, Min } from 'class-validator';
-import { IsOmittable } from '../../common/validation';
+import { IsOmittable, IsTagList } from '../../common/validation';
 import { RecordUsageDto } from '../../usage/dto/record-usage.dto';
 import { IsMoney } from '../../common/money';
 
@@ -19,6 +19,12 @@ export class CheckConstraintsDto {
   @IsString()
   @Length(1, 200)
   modelId?: string;
+
+  /** The request's tags: budgets with a tags filter count (and constrain) only requests carrying them. */
+  @ApiPropertyOptional({ example: ['chat', 'production'], maxItems: 20 })
+  @IsOptional()
+  @IsTagList()
+  tags?: string[];
 
   /** Hold the estimate on the budget and every ancestor when the answer is yes (service role). */
   @ApiPropertyOptional({ default: false })
@@ -56,6 +62,12 @@ export class IntegrationScopesDto {
   @IsOptional()
   @Matches(SCOPE_ID, { message: `projectId ${SCOPE_ID_MESSAGE}` })
   projectId?: string;
+
+  /** The gateway's end customer (scope type `customer`). */
+  @ApiPropertyOptional({ example: 'cust-42' })
+  @IsOptional()
+  @Matches(SCOPE_ID, { message: `customerId ${SCOPE_ID_MESSAGE}` })
+  customerId?: string;
 }
 
 class CurrencyDto {
@@ -88,7 +100,7 @@ class IntegrationSourceDto {
 /** One AI request's actual cost, as RelayCore reports it after the call: the scopes and a usage record. */
 export class IntegrationUsageDto extends IntersectionType(
   IntegrationScopesDto,
-  OmitType(RecordUsageDto, ['userId', 'teamId', 'projectId', 'requestId', 'source'] as const),
+  OmitType(RecordUsageDto, ['userId', 'teamId', 'projectId', 'customerId', 'requestId', 'source'] as const),
   RequiredRequestIdDto,
   IntegrationSourceDto,
 ) {}

@@ -9,7 +9,10 @@ export class IntegrationUsageResponseDto {
   /** True when every record existed already (nothing was counted again). */
   @ApiProperty()
   replayed: boolean;
-  /** One record per budget tree, on its most specific budget. */
+  /**
+   * The request's one ledger record (its matchedBudgetIds name every budget it matched); empty when
+   * no budget matched. A request recorded before attribution existed replays its per-tree records.
+   */
   @ApiProperty({ type: [UsageRecordResponseDto] })
   records: UsageRecordResponseDto[];
 }

@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsOptional, IsString, IsUUID, Length, Matches, MaxLength } from 'class-validator';
 import { IsMoney } from '../../common/money';
-import { IsOmittable, IsSmallJsonObject, UtcInstant } from '../../common/validation';
+import { IsOmittable, IsSmallJsonObject, IsTagList, UtcInstant } from '../../common/validation';
 
 /** The seed's RecordUsageRequest. */
 export class RecordUsageDto {
@@ -51,6 +51,19 @@ export class RecordUsageDto {
   @IsString()
   @Length(1, 200)
   projectId?: string | null;
+
+  /** The gateway's end customer the request was made for. */
+  @ApiPropertyOptional({ example: 'cust-42' })
+  @IsOptional()
+  @IsString()
+  @Length(1, 200)
+  customerId?: string | null;
+
+  /** Labels of the request (feature, environment, ...): at most 20, each 1–64 characters; a repeated tag counts once. */
+  @ApiPropertyOptional({ example: ['chat', 'production'], maxItems: 20 })
+  @IsOptional()
+  @IsTagList()
+  tags?: string[] | null;
 
   /** The gateway's request id; the idempotency key when no Idempotency-Key header is sent. */
   @ApiPropertyOptional({ example: 'req-789' })

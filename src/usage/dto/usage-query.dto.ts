@@ -54,7 +54,20 @@ export class UsageHistoryQueryDto extends PageQuery {
   @Length(1, 200)
   userId?: string;
 
-  /** Include the usage of descendant budgets. */
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  @Length(1, 200)
+  customerId?: string;
+
+  /** Only requests carrying this tag. */
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  @Length(1, 64)
+  tag?: string;
+
+  /** Include the requests that count toward it through its descendant budgets. */
   @ApiPropertyOptional({ default: false })
   @IsOptional()
   @ToBoolean()

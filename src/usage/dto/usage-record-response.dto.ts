@@ -23,6 +23,10 @@ export class UsageRecordResponseDto {
   @ApiProperty({ type: String, nullable: true })
   projectId: string | null;
   @ApiProperty({ type: String, nullable: true })
+  customerId: string | null;
+  @ApiProperty({ type: [String], example: ['chat', 'production'] })
+  tags: string[];
+  @ApiProperty({ type: String, nullable: true })
   requestId: string | null;
   @ApiProperty({ type: String, format: 'uuid', nullable: true })
   reservationId: string | null;
@@ -32,6 +36,12 @@ export class UsageRecordResponseDto {
   occurredAt: string;
   @ApiProperty({ format: 'date-time' })
   recordedAt: string;
+  /**
+   * The budgets the request matched (SPEC §12.2): it counts toward each of them and every ancestor
+   * of any of them, each once. A single-budget write matched its budget only.
+   */
+  @ApiProperty({ type: [String], format: 'uuid' })
+  matchedBudgetIds: string[];
 }
 
 export class UsageRecordPageDto {

@@ -1,7 +1,7 @@
 import { ApiProperty } from '@nestjs/swagger';
 
 export class UsageBreakdownDto {
-  /** The model, source, user or day (YYYY-MM-DD in the budget's time zone); null when not recorded. */
+  /** The model, source, user, day (YYYY-MM-DD in the budget's time zone) or tag; null when not recorded (untagged, for byTag). */
   @ApiProperty({ type: String, nullable: true, example: 'gpt-4' })
   key: string | null;
   @ApiProperty({ example: 125.5 })
@@ -19,7 +19,7 @@ export class UsageSummaryDto {
   from: string;
   @ApiProperty({ format: 'date-time' })
   to: string;
-  /** Spend in [from, to), this budget and its descendants. */
+  /** Spend in [from, to) of the requests that count toward this budget (its own, its descendants' and those attributed to either), each once. */
   @ApiProperty({ example: 1250.5 })
   total: number;
   @ApiProperty({ example: 42 })
@@ -32,4 +32,7 @@ export class UsageSummaryDto {
   byUser: UsageBreakdownDto[];
   @ApiProperty({ type: [UsageBreakdownDto] })
   byDay: UsageBreakdownDto[];
+  /** Spend per tag: a request with several tags counts under each (so these may add up to more than total); key null is untagged spend. */
+  @ApiProperty({ type: [UsageBreakdownDto] })
+  byTag: UsageBreakdownDto[];
 }
