@@ -8,7 +8,7 @@ export const BUDGET_COLUMNS = `
   b.id, b.name, b.description, b.scope_type, b.scope_id, b.parent_id, b.amount::text AS amount, b.currency,
   b.period, b.custom_period_days, b.start_date, b.end_date, b.recurring, b.timezone, b.enforcement,
   b.warning_threshold::text AS warning_threshold, b.critical_threshold::text AS critical_threshold,
-  b.alerts, b.model_policy, b.metadata, b.created_by, b.created_at, b.updated_at, b.version,
+  b.alerts, b.model_policy, b.anomaly_detection, b.metadata, b.created_by, b.created_at, b.updated_at, b.version,
   to_char(b.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_key`;
 
 export interface BudgetRow extends BudgetRecord {
@@ -37,6 +37,7 @@ export function mapBudgetRow(row: Record<string, any>): BudgetRow {
     criticalThreshold: row.critical_threshold,
     alerts: row.alerts ?? [],
     modelPolicy: row.model_policy,
+    anomalyDetection: row.anomaly_detection,
     metadata: row.metadata,
     createdBy: row.created_by,
     createdAt: row.created_at,
@@ -66,6 +67,7 @@ export interface BudgetValues {
   criticalThreshold?: number;
   alerts?: unknown[];
   modelPolicy?: unknown | null;
+  anomalyDetection?: unknown | null;
   metadata?: Record<string, unknown> | null;
 }
 
@@ -88,6 +90,7 @@ const COLUMN_OF: Record<keyof BudgetValues, [string, string]> = {
   criticalThreshold: ['critical_threshold', 'numeric'],
   alerts: ['alerts', 'jsonb'],
   modelPolicy: ['model_policy', 'jsonb'],
+  anomalyDetection: ['anomaly_detection', 'jsonb'],
   metadata: ['metadata', 'jsonb'],
 };
 

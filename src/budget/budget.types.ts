@@ -27,6 +27,15 @@ export interface BudgetAlertConfig {
   notificationChannels: string[];
 }
 
+export const ANOMALY_SENSITIVITIES = ['low', 'medium', 'high'] as const;
+export type AnomalySensitivity = (typeof ANOMALY_SENSITIVITIES)[number];
+
+/** Spike detection on the budget's hourly spend (SPEC §15); null on a budget = off. */
+export interface AnomalyDetection {
+  enabled: boolean;
+  sensitivity: AnomalySensitivity;
+}
+
 export interface ModelPolicy {
   restrictedModels: string[];
   downgrades: Record<string, string>;
@@ -53,6 +62,7 @@ export interface BudgetRecord {
   criticalThreshold: string;
   alerts: BudgetAlertConfig[];
   modelPolicy: ModelPolicy | null;
+  anomalyDetection: AnomalyDetection | null;
   metadata: Record<string, unknown> | null;
   createdBy: string;
   createdAt: Date;

@@ -1,6 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
 import {
-  ALERT_ACTIONS, ALERT_TYPES, BUDGET_PERIODS, ENFORCEMENTS, SCOPE_TYPES, type AlertAction, type AlertType,
+  ALERT_ACTIONS, ANOMALY_SENSITIVITIES, type AnomalySensitivity, ALERT_TYPES, BUDGET_PERIODS, ENFORCEMENTS, SCOPE_TYPES, type AlertAction, type AlertType,
   type BudgetPeriod, type Enforcement, type ScopeType,
 } from '../budget.types';
 
@@ -18,6 +18,12 @@ export class ModelPolicyResponseDto {
   restrictedModels: string[];
   @ApiProperty({ type: 'object', additionalProperties: { type: 'string' } })
   downgrades: Record<string, string>;
+}
+
+export class AnomalyDetectionResponseDto {
+  enabled: boolean;
+  @ApiProperty({ enum: ANOMALY_SENSITIVITIES })
+  sensitivity: AnomalySensitivity;
 }
 
 /** The seed's BudgetDefinition. */
@@ -53,6 +59,8 @@ export class BudgetResponseDto {
   alerts: BudgetAlertResponseDto[];
   @ApiProperty({ type: ModelPolicyResponseDto, nullable: true })
   modelPolicy: ModelPolicyResponseDto | null;
+  @ApiProperty({ type: AnomalyDetectionResponseDto, nullable: true })
+  anomalyDetection: AnomalyDetectionResponseDto | null;
   @ApiProperty({ type: 'object', additionalProperties: true, nullable: true })
   metadata: Record<string, unknown> | null;
   createdBy: string;
