@@ -64,6 +64,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   if (adminApiKey !== undefined && adminApiKey.length < 24) {
     throw new ConfigurationError('ADMIN_API_KEY must be at least 24 characters long');
   }
+  const anomalyDetectorIntervalMs = integer(env, 'ANOMALY_DETECTOR_INTERVAL_MS', nodeEnv === 'test' ? 0 : 600_000, 0, 86_400_000);
+  if (anomalyDetectorIntervalMs > 0 && anomalyDetectorIntervalMs < 1000) {
+    throw new ConfigurationError(`ANOMALY_DETECTOR_INTERVAL_MS must be 0 (off) or at least 1000, got ${anomalyDetectorIntervalMs}`);
+  }
   return {
     nodeEnv,
     port: integer(env, 'PORT', 3000, 0, 65535),
@@ -82,7 +86,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     logLevel: env.LOG_LEVEL?.trim() || (nodeEnv === 'test' ? 'warn' : 'info'),
     whatIfMaxRows: integer(env, 'WHAT_IF_MAX_ROWS', 200_000, 1, 10_000_000),
     reportStreamTimeoutMs: integer(env, 'REPORT_STREAM_TIMEOUT_MS', 600_000, 1000, 3_600_000),
-    anomalyDetectorIntervalMs: integer(env, 'ANOMALY_DETECTOR_INTERVAL_MS', nodeEnv === 'test' ? 0 : 600_000, 0, 86_400_000),
+    anomalyDetectorIntervalMs,
   };
 }
 

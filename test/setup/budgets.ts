@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { TestApp } from './test-app';
 
 /**
@@ -50,11 +51,11 @@ export interface DatedUsage {
 /** Records many dated USD usages through the batch endpoint, 1000 a request; asserts each is a 201. */
 export async function recordUsages(t: TestApp, budgetId: string, usages: DatedUsage[]) {
   for (let i = 0; i < usages.length; i += 1000) {
-    const records = usages.slice(i, i + 1000).map((usage, j) => ({
+    const records = usages.slice(i, i + 1000).map((usage) => ({
       ...usage,
       currency: 'USD',
       occurredAt: usage.occurredAt.toISOString(),
-      requestId: `req-${i + j}`,
+      requestId: `req-${randomUUID()}`,
     }));
     const res = await t.request('POST', `/api/v1/budgets/${budgetId}/usage/batch`, { records });
     expect(res.status).toBe(200);
