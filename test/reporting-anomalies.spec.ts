@@ -130,4 +130,18 @@ describe('Reports: anomalies', () => {
   it('no timer runs under test: the detector is off when ANOMALY_DETECTOR_INTERVAL_MS is 0', () => {
     expect(t.app.get(SchedulerRegistry).getIntervals()).not.toContain('anomaly-detector');
   });
+
+  it('with an interval set, the scheduler runs the detector by itself', async () => {
+    const scheduled = await createTestApp({ config: { anomalyDetectorIntervalMs: 1000 } });
+    try {
+      expect(scheduled.app.get(SchedulerRegistry).getIntervals()).toContain('anomaly-detector');
+      const detect = jest.spyOn(scheduled.app.get(AnomalyDetectorService), 'detect');
+      const deadline = Date.now() + 5000;
+      while (!detect.mock.calls.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(detect).toHaveBeenCalled();
+      expect((await detect.mock.results[0].value).ran).toBe(true);
+    } finally {
+      await scheduled.close();
+    }
+  });
 });
