@@ -1,4 +1,6 @@
+import { BudgetRegistryService } from '../src/budget/budget-registry.service';
 import { Clock } from '../src/common/clock';
+import { WindowReplay } from '../src/reporting/what-if-replay';
 import { budgetMaker, checkBudget, recordUsage, recordUsages } from './setup/budgets';
 import { expectProblem } from './setup/problem';
 import { createTestApp, type TestApp } from './setup/test-app';
@@ -155,6 +157,8 @@ describe('Reports: what-if replay', () => {
     let downgraded = 0;
     let recorded = 0;
     let refused = 0;
+    /** The live answer to each request that went through, in order. */
+    const liveRules: string[] = [];
     for (let i = 0; i < 40; i += 1) {
       const amount = ((i * 7) % 9) + 0.5;
       const modelId = models[i % 3];
@@ -164,7 +168,8 @@ describe('Reports: what-if replay', () => {
         continue;
       }
       if (check.suggestedModel) downgraded += 1;
-      await recordUsage(t, budget.id, amount, { modelId });
+      liveRules.push(check.suggestedModel ? 'auto-downgrade' : 'allowed');
+      await recordUsage(t, budget.id, amount, { modelId, occurredAt: new Date(Date.now() - 60_000 + i).toISOString() });
       recorded += 1;
     }
     expect(refused).toBeGreaterThan(0);
@@ -181,6 +186,21 @@ describe('Reports: what-if replay', () => {
         wouldDowngradeCount: downgraded,
       }),
     );
+
+    // Request by request: the replay's decision for each recorded usage is the live one.
+    const stored = await t.app.get(BudgetRegistryService).getRecord(budget.id);
+    const replay = new WindowReplay(
+      { ...stored, budgetId: stored.id },
+      { limit: stored.amount, enforcement: stored.enforcement, alerts: stored.alerts, modelPolicy: stored.modelPolicy },
+      new Date(status.body.periodStart),
+      new Date(status.body.periodEnd),
+    );
+    const rows = await t.sql(
+      `SELECT amount::text AS amount, model_id AS "modelId", occurred_at AS "occurredAt" FROM budget_usage_records
+       WHERE budget_id = $1 ORDER BY occurred_at, id`,
+      [budget.id],
+    );
+    expect(rows.map((row) => replay.add(row).rule)).toEqual(liveRules);
   });
 
   it('more records than WHAT_IF_MAX_ROWS is a 422 that says how many windows fit', async () => {
