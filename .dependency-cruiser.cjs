@@ -10,7 +10,7 @@
  *   Entry            main.ts, app.module.ts, app.setup.ts, types/          → anything
  *   Ops              health/, cli/, demo/, dashboard/                       → any room below Entry
  *                    (cli/ and demo/ start the app themselves, so they may also use Entry)
- *   Reporting        reporting/                                            → usage, budget, auth, floor
+ *   Reporting        reporting/                                            → constraint, usage, budget, auth, floor
  *   Notification     notification/                                         → budget, auth, floor
  *   Constraint       constraint/                                           → usage, pricing, budget, auth, floor
  *   Usage            usage/                                                → pricing, budget, auth, floor
@@ -53,7 +53,7 @@ const ROOMS = {
     path: '^src/(health|cli|demo|dashboard)/',
     mayImport: ['reporting', 'notification', 'constraint', 'usage', 'pricing', 'budget', 'auth', 'observability', ...FLOOR],
   },
-  reporting: { label: 'Reporting', path: '^src/reporting/', mayImport: ['usage', 'budget', 'auth', ...FLOOR] },
+  reporting: { label: 'Reporting', path: '^src/reporting/', mayImport: ['constraint', 'usage', 'budget', 'auth', ...FLOOR] },
   notification: { label: 'Notification', path: '^src/notification/', mayImport: ['budget', 'auth', ...FLOOR] },
   constraint: { label: 'Constraint', path: '^src/constraint/', mayImport: ['usage', 'pricing', 'budget', 'auth', ...FLOOR] },
   usage: { label: 'Usage', path: '^src/usage/', mayImport: ['pricing', 'budget', 'auth', ...FLOOR] },
@@ -91,6 +91,7 @@ const INTERFACE_FILES = [
   '^src/auth/api-key-role\\.ts$', // the roles, a type every controller's @RequireRole names
   '^src/usage/constraint-checker\\.ts$', // the port Usage owns; Constraint binds its implementation
   '^src/usage/budget-status\\.calculator\\.ts$', // the status rule (label from the exact percentage) a check also reports
+  '^src/constraint/constraint-decision\\.ts$', // the pure decision ladder the what-if replay runs (not a copy)
   '^src/observability/shutdown-state\\.ts$', // the shutdown phase, read by health and the entry point
 ];
 

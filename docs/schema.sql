@@ -43,6 +43,29 @@ CREATE TABLE public.budget_alert_history (
   CONSTRAINT budget_alert_history_alert_type_check CHECK (alert_type = ANY (ARRAY['actual'::text, 'forecast'::text]))
 );
 
+CREATE TABLE public.budget_anomalies (
+  id uuid DEFAULT gen_random_uuid() NOT NULL,
+  budget_id uuid NOT NULL,
+  hour_start timestamp with time zone NOT NULL,
+  observed numeric NOT NULL,
+  baseline_median numeric NOT NULL,
+  baseline_mad numeric NOT NULL,
+  baseline_hours integer NOT NULL,
+  score numeric NOT NULL,
+  sensitivity text NOT NULL,
+  threshold numeric NOT NULL,
+  currency character(3) NOT NULL,
+  detected_at timestamp with time zone DEFAULT now() NOT NULL,
+  CONSTRAINT budget_anomalies_pkey PRIMARY KEY (id),
+  CONSTRAINT budget_anomalies_once UNIQUE (budget_id, hour_start),
+  CONSTRAINT budget_anomalies_budget_id_fkey FOREIGN KEY (budget_id) REFERENCES public.budget_definitions(id),
+  CONSTRAINT budget_anomalies_baseline_hours_check CHECK (baseline_hours >= 1 AND baseline_hours <= 7),
+  CONSTRAINT budget_anomalies_hour_start_check CHECK ((EXTRACT(epoch FROM hour_start) % 3600::numeric) = 0::numeric),
+  CONSTRAINT budget_anomalies_sensitivity_check CHECK (sensitivity = ANY (ARRAY['low'::text, 'medium'::text, 'high'::text]))
+);
+
+COMMENT ON TABLE public.budget_anomalies IS 'Hours whose spend stood out from the budget''s baseline (median and MAD of the same hour on the 7 days before); one row per budget and hour.';
+
 CREATE TABLE public.budget_definitions (
   id uuid DEFAULT gen_random_uuid() NOT NULL,
   name character varying(200) NOT NULL,
@@ -70,11 +93,13 @@ CREATE TABLE public.budget_definitions (
   version integer DEFAULT 1 NOT NULL,
   deleted_at timestamp with time zone,
   filter jsonb,
+  anomaly_detection jsonb,
   CONSTRAINT budget_definitions_pkey PRIMARY KEY (id),
   CONSTRAINT budget_definitions_parent_id_fkey FOREIGN KEY (parent_id) REFERENCES public.budget_definitions(id),
   CONSTRAINT budget_custom_days_iff_custom CHECK ((period = 'custom'::text) = (custom_period_days IS NOT NULL)),
   CONSTRAINT budget_definitions_alerts_check CHECK (jsonb_typeof(alerts) = 'array'::text),
   CONSTRAINT budget_definitions_amount_check CHECK (amount > 0::numeric AND amount <= '10000000000000'::bigint::numeric),
+  CONSTRAINT budget_definitions_anomaly_detection_check CHECK (anomaly_detection IS NULL OR jsonb_typeof(anomaly_detection) = 'object'::text),
   CONSTRAINT budget_definitions_currency_check CHECK (currency ~ '^[A-Z]{3}$'::text),
   CONSTRAINT budget_definitions_custom_period_days_check CHECK (custom_period_days >= 1 AND custom_period_days <= 3660),
   CONSTRAINT budget_definitions_enforcement_check CHECK (enforcement = ANY (ARRAY['hard'::text, 'soft'::text])),
@@ -580,6 +605,31 @@ AS $function$
         active := p_at >= period_start AND p_at < period_end;
       END
       $function$;
+
+CREATE OR REPLACE FUNCTION public.budget_recent_windows(p_budget_id uuid, p_at timestamp with time zone, p_count integer)
+ RETURNS TABLE(ordinal integer, period_start timestamp with time zone, period_end timestamp with time zone)
+ LANGUAGE sql
+ STABLE
+AS $function$
+        WITH RECURSIVE windows AS (
+          SELECT 1 AS ordinal, w.period_start, w.period_end, b.start_date, b.end_date, b.period,
+                 b.custom_period_days, b.recurring, b.timezone
+          FROM budget_definitions b
+          CROSS JOIN LATERAL budget_period_window(b.start_date, b.end_date, b.period, b.custom_period_days,
+                                                  b.recurring, b.timezone, p_at) w
+          WHERE b.id = p_budget_id
+          UNION ALL
+          SELECT p.ordinal + 1, w.period_start, w.period_end, p.start_date, p.end_date, p.period,
+                 p.custom_period_days, p.recurring, p.timezone
+          FROM windows p
+          CROSS JOIN LATERAL budget_period_window(p.start_date, p.end_date, p.period, p.custom_period_days,
+                                                  p.recurring, p.timezone, p.period_start - interval '1 microsecond') w
+          WHERE p.ordinal < p_count AND p.recurring AND p.period_start > p.start_date
+        )
+        SELECT ordinal, period_start, period_end FROM windows ORDER BY ordinal
+      $function$;
+
+COMMENT ON FUNCTION public.budget_recent_windows(p_budget_id uuid, p_at timestamp with time zone, p_count integer) IS 'The window containing the instant and up to count - 1 windows before it, newest first (ordinal 1 = the containing one).';
 
 CREATE OR REPLACE FUNCTION public.budget_reserved_amount(p_budget_id uuid, p_at timestamp with time zone DEFAULT now())
  RETURNS numeric

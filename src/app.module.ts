@@ -16,6 +16,7 @@ import { HealthModule } from './health/health.module';
 import { loggerParams } from './observability/logging';
 import { ObservabilityModule } from './observability/observability.module';
 import { PricingModule } from './pricing/pricing.module';
+import { ReportingModule } from './reporting/reporting.module';
 import { UsageModule } from './usage/usage.module';
 
 @Module({})
@@ -49,6 +50,7 @@ export class AppModule {
         PricingModule,
         UsageModule,
         ConstraintModule,
+        ReportingModule,
       ],
       providers: [
         { provide: APP_CONFIG, useValue: config },

@@ -35,7 +35,7 @@ const BUDGET_OPERATIONS: { method: string; path: string; operationId: string; su
 const WRITABLE_FIELDS = [
   'name', 'description', 'scopeType', 'scopeId', 'parentId', 'amount', 'currency', 'period', 'customPeriodDays',
   'startDate', 'endDate', 'recurring', 'timezone', 'enforcement', 'warningThreshold', 'criticalThreshold', 'alerts',
-  'modelPolicy', 'filter', 'metadata',
+  'modelPolicy', 'filter', 'anomalyDetection', 'metadata',
 ];
 
 describe('OpenAPI document', () => {
@@ -169,7 +169,7 @@ describe('OpenAPI document', () => {
       expect(schema.required).toEqual(
         expect.arrayContaining(['name', 'scopeType', 'scopeId', 'amount', 'currency', 'period', 'startDate']),
       );
-      for (const optional of ['description', 'parentId', 'customPeriodDays', 'endDate', 'alerts', 'modelPolicy', 'metadata']) {
+      for (const optional of ['description', 'parentId', 'customPeriodDays', 'endDate', 'alerts', 'modelPolicy', 'anomalyDetection', 'metadata']) {
         expect(schema.required ?? []).not.toContain(optional);
       }
     });

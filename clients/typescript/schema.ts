@@ -144,6 +144,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/budgets/{id}/anomalies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Hours whose spend stood out from the budget's baseline, newest first */
+        get: operations["listBudgetAnomalies"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/budgets/{id}/check-constraints": {
         parameters: {
             query?: never;
@@ -155,6 +172,40 @@ export interface paths {
         put?: never;
         /** May a request costing about X proceed, and on which model? (a "no" is a 200 answer) */
         post: operations["checkBudgetConstraints"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/budgets/{id}/forecast": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The current window's projected total with 80 % and 95 % prediction intervals, P(over limit) and exhaustion time */
+        get: operations["getBudgetForecast"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/budgets/{id}/periods": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The last windows, newest (the current, partial one) first: spent, percent, usage count, alerts */
+        get: operations["getBudgetPeriods"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -230,6 +281,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/budgets/{id}/usage/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The usage records of [from, to) (all by default) as CSV, oldest first, streamed */
+        get: operations["exportBudgetUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/budgets/{id}/usage/summary": {
         parameters: {
             query?: never;
@@ -241,6 +309,23 @@ export interface paths {
         get: operations["getUsageSummary"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/budgets/{id}/what-if": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Replay recorded usage against proposed settings (read-only): what would have been blocked, downgraded or held for approval */
+        post: operations["replayBudgetWhatIf"];
         delete?: never;
         options?: never;
         head?: never;
@@ -457,6 +542,35 @@ export interface components {
              */
             usageRecordId: string | null;
         };
+        AlertThatWouldFireDto: {
+            actions: ("notify" | "restrict-models" | "require-approval" | "block-all" | "auto-downgrade")[];
+            alertId: string;
+            /**
+             * Format: date-time
+             * @description The occurredAt of the usage after which it would fire.
+             */
+            firedAt: string;
+            /** @description Percent of the proposed limit spent then. */
+            percentUsed: number;
+            threshold: number;
+            /** @enum {string} */
+            type: "actual" | "forecast";
+        };
+        AnomalyDetectionDto: {
+            /** @example true */
+            enabled: boolean;
+            /**
+             * @description How far above its baseline an hour must be to count as a spike: low 7, medium 5, high 3.5 robust z-scores.
+             * @default medium
+             * @enum {string}
+             */
+            sensitivity?: "low" | "medium" | "high";
+        };
+        AnomalyDetectionResponseDto: {
+            enabled: boolean;
+            /** @enum {string} */
+            sensitivity: "low" | "medium" | "high";
+        };
         ApiKeyPageDto: {
             data: components["schemas"]["ApiKeyResponseDto"][];
             /** @description Pass as `cursor` for the next page; null on the last. */
@@ -657,6 +771,56 @@ export interface components {
             /** @enum {string} */
             type: "actual" | "forecast";
         };
+        BudgetAnomalyDto: {
+            /**
+             * @description How many earlier days the baseline holds (up to 7).
+             * @example 7
+             */
+            baselineHours: number;
+            /**
+             * @description Median absolute deviation of those hours from their median.
+             * @example 1.2
+             */
+            baselineMad: number;
+            /**
+             * @description Median spend of the same hour on the days before.
+             * @example 10.5
+             */
+            baselineMedian: number;
+            /** Format: uuid */
+            budgetId: string;
+            /** @example USD */
+            currency: string;
+            /** Format: date-time */
+            detectedAt: string;
+            /** Format: date-time */
+            hourEnd: string;
+            /** Format: date-time */
+            hourStart: string;
+            /** Format: uuid */
+            id: string;
+            /**
+             * @description Spent in the hour (this budget and its descendants).
+             * @example 84.2
+             */
+            observed: number;
+            /**
+             * @description (observed − median) / scale: a robust z-score.
+             * @example 8.31
+             */
+            score: number;
+            /** @enum {string} */
+            sensitivity: "low" | "medium" | "high";
+            /**
+             * @description The score a spike needed at that sensitivity.
+             * @example 5
+             */
+            threshold: number;
+        };
+        BudgetAnomalyPageDto: {
+            data: components["schemas"]["BudgetAnomalyDto"][];
+            nextCursor: string | null;
+        };
         BudgetConstraintCheckDto: {
             active: boolean;
             /** @description The budget that said no (this one or an ancestor). */
@@ -741,6 +905,49 @@ export interface components {
              */
             tags?: string[];
         };
+        BudgetForecastDto: {
+            basedOn: components["schemas"]["ForecastBasisDto"];
+            /** Format: uuid */
+            budgetId: string;
+            /** @example USD */
+            currency: string;
+            /**
+             * @description Spent in the window so far (this budget and its descendants).
+             * @example 1250.5
+             */
+            currentAmount: number;
+            /** @example 5000 */
+            limit: number;
+            /** @example 3600 */
+            lower80: number;
+            /** @example 3450 */
+            lower95: number;
+            /** @enum {string} */
+            method: "bucket-mean-normal" | "burn-rate";
+            /** Format: date-time */
+            periodEnd: string;
+            /** Format: date-time */
+            periodStart: string;
+            /**
+             * @description Probability (0–1) that the window's total reaches more than the limit.
+             * @example 0.02
+             */
+            probabilityOverLimit: number;
+            /**
+             * @description Expected total at the window's end.
+             * @example 3900
+             */
+            projectedAmount: number;
+            /**
+             * Format: date-time
+             * @description When the limit is expected to be reached inside the window; null if not before its end.
+             */
+            projectedExhaustionAt: string | null;
+            /** @example 4200 */
+            upper80: number;
+            /** @example 4350 */
+            upper95: number;
+        };
         BudgetHierarchyStatusDto: {
             budgets: components["schemas"]["BudgetStatusFamilyDto"][];
             scopeId: string;
@@ -751,10 +958,49 @@ export interface components {
             data: components["schemas"]["BudgetResponseDto"][];
             nextCursor: string | null;
         };
+        BudgetPeriodDto: {
+            /**
+             * @description Alerts of this budget recorded in the window.
+             * @example 2
+             */
+            alertsTriggered: number;
+            /** @description The window containing now (still partial). */
+            current: boolean;
+            /**
+             * @description The budget's limit as defined now (past limits are not kept).
+             * @example 5000
+             */
+            limit: number;
+            /**
+             * @description spent / limit × 100, 2 decimals.
+             * @example 84.22
+             */
+            percentUsed: number;
+            /** Format: date-time */
+            periodEnd: string;
+            /** Format: date-time */
+            periodStart: string;
+            /**
+             * @description This budget and its descendants, in the window.
+             * @example 4210.75
+             */
+            spent: number;
+            /** @example 1532 */
+            usageCount: number;
+        };
+        BudgetPeriodsDto: {
+            /** Format: uuid */
+            budgetId: string;
+            /** @example USD */
+            currency: string;
+            /** @description Newest first, the current (partial) window first. */
+            data: components["schemas"]["BudgetPeriodDto"][];
+        };
         BudgetResponseDto: {
             alerts: components["schemas"]["BudgetAlertResponseDto"][];
             /** @description The limit, rounded to 10 decimals. */
             amount: number;
+            anomalyDetection: components["schemas"]["AnomalyDetectionResponseDto"] | null;
             /** Format: date-time */
             createdAt: string;
             createdBy: string;
@@ -869,6 +1115,7 @@ export interface components {
             alerts: components["schemas"]["BudgetAlertResponseDto"][];
             /** @description The limit, rounded to 10 decimals. */
             amount: number;
+            anomalyDetection: components["schemas"]["AnomalyDetectionResponseDto"] | null;
             /** @description Present on subtree nodes: the live children, oldest first. */
             children?: components["schemas"]["BudgetStatusTreeNodeDto"][];
             /** Format: date-time */
@@ -956,6 +1203,8 @@ export interface components {
              * @example 5000
              */
             amount: number | string;
+            /** @description Spike detection on the hourly spend (see GET /budgets/{id}/anomalies); null or absent = off. */
+            anomalyDetection?: components["schemas"]["AnomalyDetectionDto"] | null;
             /** @default 90 */
             criticalThreshold?: number;
             /** @example USD */
@@ -1046,6 +1295,30 @@ export interface components {
             field: string;
             /** @example amount must be greater than 0 */
             message: string;
+        };
+        ForecastBasisDto: {
+            /** @enum {string} */
+            bucket: "hour" | "day";
+            /**
+             * @description Complete buckets of history the rate and its variance come from.
+             * @example 168
+             */
+            buckets: number;
+            /**
+             * Format: date-time
+             * @description First instant of the history read (inclusive).
+             */
+            from: string;
+            /**
+             * @description Mean spend per bucket (μ).
+             * @example 1.25
+             */
+            ratePerBucket: number;
+            /**
+             * Format: date-time
+             * @description End of the history read (exclusive): the start of the bucket containing now.
+             */
+            to: string;
         };
         IntegrationBudgetResultDto: {
             active: boolean;
@@ -1491,6 +1764,8 @@ export interface components {
              * @example 5000
              */
             amount?: number | string;
+            /** @description Spike detection on the hourly spend (see GET /budgets/{id}/anomalies); null or absent = off. */
+            anomalyDetection?: components["schemas"]["AnomalyDetectionDto"] | null;
             /** @default 90 */
             criticalThreshold?: number;
             /** @example USD */
@@ -1633,6 +1908,60 @@ export interface components {
              * @example 1250.5
              */
             total: number;
+        };
+        WhatIfDto: {
+            /** @description Proposed alerts, replacing the budget's. */
+            alerts?: components["schemas"]["BudgetAlertDto"][];
+            /**
+             * @description A proposed limit.
+             * @example 4000
+             */
+            amount?: number | string;
+            /** @enum {string} */
+            enforcement?: "hard" | "soft";
+            /** @description A proposed model policy; null for none. */
+            modelPolicy?: components["schemas"]["ModelPolicyDto"] | null;
+            /**
+             * @description How many windows to replay: the current one (so far) and windows − 1 before it; 1–12.
+             * @default 1
+             */
+            windows?: number;
+        };
+        WhatIfResultDto: {
+            /** Format: uuid */
+            budgetId: string;
+            currency: string;
+            /** @description The settings replayed: the proposal over the budget's own. */
+            settings: components["schemas"]["WhatIfSettingsDto"];
+            /** @description Newest first, the current (partial) window first. */
+            windows: components["schemas"]["WhatIfWindowDto"][];
+        };
+        WhatIfSettingsDto: {
+            alerts: components["schemas"]["BudgetAlertResponseDto"][];
+            amount: number;
+            /** @enum {string} */
+            enforcement: "hard" | "soft";
+            modelPolicy: components["schemas"]["ModelPolicyResponseDto"] | null;
+        };
+        WhatIfWindowDto: {
+            alertsThatWouldFire: components["schemas"]["AlertThatWouldFireDto"][];
+            /** Format: date-time */
+            firstBlockAt: string | null;
+            /** Format: date-time */
+            periodEnd: string;
+            /** Format: date-time */
+            periodStart: string;
+            /** @description What was really spent in the window (so far). */
+            recordedSpent: number;
+            /** @description What would have been spent under the proposed settings. */
+            spent: number;
+            /** @description Usage records replayed. */
+            usageCount: number;
+            wouldBlockAmount: number;
+            wouldBlockCount: number;
+            wouldDowngradeCount: number;
+            /** @description Usages a require-approval alert would have held (not added to spent). */
+            wouldRequireApprovalCount: number;
         };
     };
     responses: never;
@@ -2526,6 +2855,76 @@ export interface operations {
             };
         };
     };
+    listBudgetAnomalies: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description The nextCursor of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetAnomalyPageDto"];
+                };
+            };
+            /** @description Malformed JSON or invalid fields (every invalid field is listed in `errors`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description No API key, or an unknown or revoked one. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description The API key's role does not allow this operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description No such resource (or it was deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description The database is unreachable; retry after the Retry-After seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+        };
+    };
     checkBudgetConstraints: {
         parameters: {
             query?: never;
@@ -2605,6 +3004,141 @@ export interface operations {
             };
             /** @description Breaks a business rule. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description The database is unreachable; retry after the Retry-After seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+        };
+    };
+    getBudgetForecast: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetForecastDto"];
+                };
+            };
+            /** @description Malformed JSON or invalid fields (every invalid field is listed in `errors`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description No API key, or an unknown or revoked one. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description The API key's role does not allow this operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description No such resource (or it was deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description The database is unreachable; retry after the Retry-After seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+        };
+    };
+    getBudgetPeriods: {
+        parameters: {
+            query?: {
+                /** @description How many windows, the current one included: 1–36. */
+                count?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetPeriodsDto"];
+                };
+            };
+            /** @description Malformed JSON or invalid fields (every invalid field is listed in `errors`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description No API key, or an unknown or revoked one. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description The API key's role does not allow this operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description No such resource (or it was deleted). */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3044,6 +3578,78 @@ export interface operations {
             };
         };
     };
+    exportBudgetUsage: {
+        parameters: {
+            query?: {
+                /** @description Inclusive lower bound on occurredAt. */
+                from?: string;
+                /** @description Exclusive upper bound on occurredAt. */
+                to?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A header row (id, budgetId, occurredAt, recordedAt, amount, currency, source, modelId, userId, teamId, projectId, requestId, reservationId, description, metadata), then one row per record; attachment named budget-<id>-usage….csv. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            /** @description Malformed JSON or invalid fields (every invalid field is listed in `errors`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description No API key, or an unknown or revoked one. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description The API key's role does not allow this operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description No such resource (or it was deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description The database is unreachable; retry after the Retry-After seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+        };
+    };
     getUsageSummary: {
         parameters: {
             query?: {
@@ -3097,6 +3703,103 @@ export interface operations {
             };
             /** @description No such resource (or it was deleted). */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description The database is unreachable; retry after the Retry-After seconds. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+        };
+    };
+    replayBudgetWhatIf: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WhatIfDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WhatIfResultDto"];
+                };
+            };
+            /** @description Malformed JSON or invalid fields (every invalid field is listed in `errors`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description No API key, or an unknown or revoked one. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description The API key's role does not allow this operation. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description No such resource (or it was deleted). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description Body larger than 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description Body is not application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetailsDto"];
+                };
+            };
+            /** @description Breaks a business rule. */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

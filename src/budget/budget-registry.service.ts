@@ -38,6 +38,30 @@ function namingChangedThreshold(error: unknown, dto: UpdateBudgetDto): unknown {
     : validationFailed([{ field: 'criticalThreshold', message: 'criticalThreshold must be greater than warningThreshold' }]);
 }
 
+/** Alerts as stored: ids generated where absent (unique within the budget), defaults filled in. */
+export function normaliseAlerts(alerts: BudgetAlertDto[]): BudgetAlertConfig[] {
+  const normalised = alerts.map((alert) => ({
+    id: alert.id ?? randomUUID(),
+    threshold: alert.threshold,
+    type: alert.type ?? 'actual',
+    actions: alert.actions,
+    notificationChannels: alert.notificationChannels ?? [],
+  }));
+  const seen = new Set<string>();
+  const duplicates = normalised
+    .map((alert, index) => ({ alert, index }))
+    .filter(({ alert }) => (seen.has(alert.id) ? true : (seen.add(alert.id), false)))
+    .map(({ index }) => ({ field: `alerts.${index}.id`, message: 'must be unique within the budget' }));
+  if (duplicates.length) throw validationFailed(duplicates);
+  return normalised;
+}
+
+/** A model policy as stored: both lists present. */
+export function normaliseModelPolicy(policy: ModelPolicyDto | null): ModelPolicy | null {
+  if (policy === null) return null;
+  return { restrictedModels: policy.restrictedModels ?? [], downgrades: policy.downgrades ?? {} };
+}
+
 /**
  * The lifecycle of budget definitions (the seed's Budget Registry): validation, defaults,
  * hierarchy rules (held by the database's guard trigger) and optimistic concurrency.
@@ -55,7 +79,7 @@ export class BudgetRegistryService {
       enforcement: dto.enforcement ?? 'hard',
       warningThreshold: dto.warningThreshold ?? 75,
       criticalThreshold: dto.criticalThreshold ?? 90,
-      alerts: this.normaliseAlerts(dto.alerts ?? []),
+      alerts: normaliseAlerts(dto.alerts ?? []),
     };
     const row = await this.budgets.insert(values, actor.slice(0, 200) || 'anonymous').catch((error: unknown) => {
       throw namingChangedThreshold(error, dto);
@@ -82,7 +106,7 @@ export class BudgetRegistryService {
     }));
     if (cleared.length) throw validationFailed(cleared);
     const changes = this.toValues(dto);
-    if (dto.alerts) changes.alerts = this.normaliseAlerts(dto.alerts);
+    if (dto.alerts) changes.alerts = normaliseAlerts(dto.alerts);
     if (dto.period !== undefined && dto.period !== 'custom' && dto.customPeriodDays === undefined) {
       changes.customPeriodDays = null;
     }
@@ -172,6 +196,7 @@ export class BudgetRegistryService {
       alerts: row.alerts,
       modelPolicy: row.modelPolicy,
       filter: row.filter,
+      anomalyDetection: row.anomalyDetection,
       metadata: row.metadata,
       createdBy: row.createdBy,
       createdAt: row.createdAt.toISOString(),
@@ -198,32 +223,14 @@ export class BudgetRegistryService {
       enforcement: dto.enforcement,
       warningThreshold: dto.warningThreshold,
       criticalThreshold: dto.criticalThreshold,
-      modelPolicy: dto.modelPolicy === undefined ? undefined : this.normaliseModelPolicy(dto.modelPolicy),
+      modelPolicy: dto.modelPolicy === undefined ? undefined : normaliseModelPolicy(dto.modelPolicy),
       filter: dto.filter === undefined ? undefined : normaliseFilter(dto.filter),
+      anomalyDetection:
+        dto.anomalyDetection === undefined || dto.anomalyDetection === null
+          ? dto.anomalyDetection
+          : { enabled: dto.anomalyDetection.enabled, sensitivity: dto.anomalyDetection.sensitivity ?? 'medium' },
       metadata: dto.metadata,
     };
-  }
-
-  private normaliseAlerts(alerts: BudgetAlertDto[]): BudgetAlertConfig[] {
-    const normalised = alerts.map((alert) => ({
-      id: alert.id ?? randomUUID(),
-      threshold: alert.threshold,
-      type: alert.type ?? 'actual',
-      actions: alert.actions,
-      notificationChannels: alert.notificationChannels ?? [],
-    }));
-    const seen = new Set<string>();
-    const duplicates = normalised
-      .map((alert, index) => ({ alert, index }))
-      .filter(({ alert }) => (seen.has(alert.id) ? true : (seen.add(alert.id), false)))
-      .map(({ index }) => ({ field: `alerts.${index}.id`, message: 'must be unique within the budget' }));
-    if (duplicates.length) throw validationFailed(duplicates);
-    return normalised;
-  }
-
-  private normaliseModelPolicy(policy: ModelPolicyDto | null): ModelPolicy | null {
-    if (policy === null) return null;
-    return { restrictedModels: policy.restrictedModels ?? [], downgrades: policy.downgrades ?? {} };
   }
 
   private parseIfMatch(ifMatch: string | undefined): number | undefined {

@@ -8,7 +8,7 @@ export const BUDGET_COLUMNS = `
   b.id, b.name, b.description, b.scope_type, b.scope_id, b.parent_id, b.amount::text AS amount, b.currency,
   b.period, b.custom_period_days, b.start_date, b.end_date, b.recurring, b.timezone, b.enforcement,
   b.warning_threshold::text AS warning_threshold, b.critical_threshold::text AS critical_threshold,
-  b.alerts, b.model_policy, b.filter, b.metadata, b.created_by, b.created_at, b.updated_at, b.version,
+  b.alerts, b.model_policy, b.filter, b.anomaly_detection, b.metadata, b.created_by, b.created_at, b.updated_at, b.version,
   to_char(b.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_key`;
 
 export interface BudgetRow extends BudgetRecord {
@@ -38,6 +38,7 @@ export function mapBudgetRow(row: Record<string, any>): BudgetRow {
     alerts: row.alerts ?? [],
     modelPolicy: row.model_policy,
     filter: row.filter,
+    anomalyDetection: row.anomaly_detection,
     metadata: row.metadata,
     createdBy: row.created_by,
     createdAt: row.created_at,
@@ -68,6 +69,7 @@ export interface BudgetValues {
   alerts?: unknown[];
   modelPolicy?: unknown | null;
   filter?: unknown | null;
+  anomalyDetection?: unknown | null;
   metadata?: Record<string, unknown> | null;
 }
 
@@ -91,6 +93,7 @@ const COLUMN_OF: Record<keyof BudgetValues, [string, string]> = {
   alerts: ['alerts', 'jsonb'],
   modelPolicy: ['model_policy', 'jsonb'],
   filter: ['filter', 'jsonb'],
+  anomalyDetection: ['anomaly_detection', 'jsonb'],
   metadata: ['metadata', 'jsonb'],
 };
 

@@ -39,6 +39,15 @@ export interface BudgetFilter {
   tags?: string[];
 }
 
+export const ANOMALY_SENSITIVITIES = ['low', 'medium', 'high'] as const;
+export type AnomalySensitivity = (typeof ANOMALY_SENSITIVITIES)[number];
+
+/** Spike detection on the budget's hourly spend (SPEC §15); null on a budget = off. */
+export interface AnomalyDetection {
+  enabled: boolean;
+  sensitivity: AnomalySensitivity;
+}
+
 export interface ModelPolicy {
   restrictedModels: string[];
   downgrades: Record<string, string>;
@@ -66,6 +75,7 @@ export interface BudgetRecord {
   alerts: BudgetAlertConfig[];
   modelPolicy: ModelPolicy | null;
   filter: BudgetFilter | null;
+  anomalyDetection: AnomalyDetection | null;
   metadata: Record<string, unknown> | null;
   createdBy: string;
   createdAt: Date;

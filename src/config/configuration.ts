@@ -29,6 +29,12 @@ export interface AppConfig {
    */
   apiKeyCacheTtlMs: number;
   logLevel: string;
+  /** What-if refuses (422) to replay more usage records than this. */
+  whatIfMaxRows: number;
+  /** Bound on a streamed read of the ledger (CSV export, what-if), in place of the statement timeout. */
+  reportStreamTimeoutMs: number;
+  /** How often the anomaly detector runs; 0 turns it off (the default under NODE_ENV=test). */
+  anomalyDetectorIntervalMs: number;
 }
 
 export class ConfigurationError extends Error {}
@@ -58,6 +64,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   if (adminApiKey !== undefined && adminApiKey.length < 24) {
     throw new ConfigurationError('ADMIN_API_KEY must be at least 24 characters long');
   }
+  const anomalyDetectorIntervalMs = integer(env, 'ANOMALY_DETECTOR_INTERVAL_MS', nodeEnv === 'test' ? 0 : 600_000, 0, 86_400_000);
+  if (anomalyDetectorIntervalMs > 0 && anomalyDetectorIntervalMs < 1000) {
+    throw new ConfigurationError(`ANOMALY_DETECTOR_INTERVAL_MS must be 0 (off) or at least 1000, got ${anomalyDetectorIntervalMs}`);
+  }
   return {
     nodeEnv,
     port: integer(env, 'PORT', 3000, 0, 65535),
@@ -74,6 +84,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     adminApiKey,
     apiKeyCacheTtlMs: integer(env, 'API_KEY_CACHE_TTL_MS', 15000, 0, 300000),
     logLevel: env.LOG_LEVEL?.trim() || (nodeEnv === 'test' ? 'warn' : 'info'),
+    whatIfMaxRows: integer(env, 'WHAT_IF_MAX_ROWS', 200_000, 1, 10_000_000),
+    reportStreamTimeoutMs: integer(env, 'REPORT_STREAM_TIMEOUT_MS', 600_000, 1000, 3_600_000),
+    anomalyDetectorIntervalMs,
   };
 }
 

@@ -10,6 +10,7 @@ import { Hardening1764301000000 } from '../../migrations/1764301000000-Hardening
 import { PriceCatalog1764303000000 } from '../../migrations/1764303000000-PriceCatalog';
 import { UsageRowsForBudget1764303500000 } from '../../migrations/1764303500000-UsageRowsForBudget';
 import { Attribution1764304000000 } from '../../migrations/1764304000000-Attribution';
+import { Reporting1764306000000 } from '../../migrations/1764306000000-Reporting';
 
 /**
  * Migrations are listed as classes so ts-jest, ts-node and dist/ all find them. There are no
@@ -27,6 +28,7 @@ export const MIGRATIONS = [
   PriceCatalog1764303000000,
   UsageRowsForBudget1764303500000,
   Attribution1764304000000,
+  Reporting1764306000000,
 ];
 
 export interface DatabaseSettings {

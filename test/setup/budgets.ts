@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { TestApp } from './test-app';
 
 /**
@@ -36,4 +37,28 @@ export async function checkBudget(t: TestApp, budgetId: string, body: Record<str
   const res = await t.request('POST', `/api/v1/budgets/${budgetId}/check-constraints`, body);
   expect(res.status).toBe(200);
   return res.body;
+}
+
+/** One usage for `recordUsages`: USD, at `occurredAt`. */
+export interface DatedUsage {
+  amount: number | string;
+  occurredAt: Date;
+  modelId?: string;
+  description?: string;
+  metadata?: Record<string, unknown>;
+}
+
+/** Records many dated USD usages through the batch endpoint, 1000 a request; asserts each is a 201. */
+export async function recordUsages(t: TestApp, budgetId: string, usages: DatedUsage[]) {
+  for (let i = 0; i < usages.length; i += 1000) {
+    const records = usages.slice(i, i + 1000).map((usage) => ({
+      ...usage,
+      currency: 'USD',
+      occurredAt: usage.occurredAt.toISOString(),
+      requestId: `req-${randomUUID()}`,
+    }));
+    const res = await t.request('POST', `/api/v1/budgets/${budgetId}/usage/batch`, { records });
+    expect(res.status).toBe(200);
+    expect(res.body.results.filter((result: { status: number }) => result.status !== 201)).toEqual([]);
+  }
 }

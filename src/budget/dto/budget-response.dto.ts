@@ -1,6 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
 import {
-  ALERT_ACTIONS, ALERT_TYPES, BUDGET_PERIODS, ENFORCEMENTS, SCOPE_TYPES, type AlertAction, type AlertType,
+  ALERT_ACTIONS, ANOMALY_SENSITIVITIES, type AnomalySensitivity, ALERT_TYPES, BUDGET_PERIODS, ENFORCEMENTS, SCOPE_TYPES, type AlertAction, type AlertType,
   type BudgetPeriod, type Enforcement, type ScopeType,
 } from '../budget.types';
 
@@ -25,6 +25,12 @@ export class BudgetFilterResponseDto {
   models?: string[];
   @ApiProperty({ required: false, example: ['production'] })
   tags?: string[];
+}
+
+export class AnomalyDetectionResponseDto {
+  enabled: boolean;
+  @ApiProperty({ enum: ANOMALY_SENSITIVITIES })
+  sensitivity: AnomalySensitivity;
 }
 
 /** The seed's BudgetDefinition. */
@@ -63,6 +69,8 @@ export class BudgetResponseDto {
   /** Which requests of its scope it counts (SPEC §12.2); null counts all. */
   @ApiProperty({ type: BudgetFilterResponseDto, nullable: true })
   filter: BudgetFilterResponseDto | null;
+  @ApiProperty({ type: AnomalyDetectionResponseDto, nullable: true })
+  anomalyDetection: AnomalyDetectionResponseDto | null;
   @ApiProperty({ type: 'object', additionalProperties: true, nullable: true })
   metadata: Record<string, unknown> | null;
   createdBy: string;

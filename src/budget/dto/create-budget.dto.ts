@@ -7,6 +7,7 @@ import {
 import { IsMoney } from '../../common/money';
 import { CodePointLength, EachNested, IsIanaTimeZone, IsOmittable, IsSmallJsonObject, Satisfies, Trim, UtcInstant } from '../../common/validation';
 import { BUDGET_PERIODS, ENFORCEMENTS, SCOPE_TYPES, type BudgetPeriod, type Enforcement, type ScopeType } from '../budget.types';
+import { AnomalyDetectionDto } from './anomaly-detection.dto';
 import { BudgetAlertDto } from './budget-alert.dto';
 import { BudgetFilterDto } from './budget-filter.dto';
 import { ModelPolicyDto } from './model-policy.dto';
@@ -133,6 +134,14 @@ export class CreateBudgetDto {
   @ValidateNested()
   @Type(() => BudgetFilterDto)
   filter?: BudgetFilterDto | null;
+
+  /** Spike detection on the hourly spend (see GET /budgets/{id}/anomalies); null or absent = off. */
+  @ApiProperty({ type: AnomalyDetectionDto, required: false, nullable: true })
+  @IsOptional()
+  @IsObject({ message: 'anomalyDetection must be an object' })
+  @ValidateNested()
+  @Type(() => AnomalyDetectionDto)
+  anomalyDetection?: AnomalyDetectionDto | null;
 
   @ApiPropertyOptional({ type: 'object', additionalProperties: true, nullable: true })
   @IsOptional()
