@@ -40,7 +40,9 @@ describe('Behind PgBouncer in transaction mode', () => {
         throw new Error('pgbouncer is not installed: apt-get install -y pgbouncer (.ci/run does it), or set PGBOUNCER_BIN');
       });
     } else {
-      it.skip('SKIPPED: pgbouncer is not installed here (apt-get install -y pgbouncer); under CI=true this fails', () => undefined);
+      const why = 'pgbouncer is not installed here (apt-get install -y pgbouncer); under CI=true this fails';
+      console.warn(`test/pgbouncer.spec.ts skipped: ${why}`);
+      it.skip(`SKIPPED: ${why}`, () => undefined);
     }
     return;
   }

@@ -38,9 +38,9 @@ export const MIGRATIONS = [
  *   statement timeout comes from the server: `ALTER ROLE … SET statement_timeout`, or PgBouncer's
  *   `connect_query`; a `SET` from the service would land on whichever server connection it got and
  *   stay there for the next client. README "Behind PgBouncer".
- * In both modes every transaction-scoped lock is `pg_advisory_xact_lock`, queries use unnamed
- * statements (no protocol-level prepared statements, which PgBouncer 1.18 cannot route), and
- * nothing LISTENs.
+ * In both modes every advisory lock is transaction-scoped (`pg_advisory_xact_lock`), queries use
+ * unnamed statements (no protocol-level prepared statements, which PgBouncer 1.18 cannot route),
+ * and nothing LISTENs (test/session-state.spec.ts).
  */
 export type DatabasePoolMode = 'session' | 'transaction';
 export const DATABASE_POOL_MODES: readonly DatabasePoolMode[] = ['session', 'transaction'];
@@ -56,8 +56,8 @@ export interface DatabaseSettings {
 /**
  * Where migrations run: DATABASE_DIRECT_URL (PostgreSQL itself, past the pooler) when it is set,
  * so a long migration holds none of the server connections the requests share; else the
- * service's own connection. Migrations take no session state either (each runs
- * in its own transaction, with transaction-scoped locks), so they also work through the pooler.
+ * service's own connection. Migrations take no session state either (each runs in its own
+ * transaction, with transaction-scoped locks), so they also work through the pooler.
  */
 export function migrationTarget(settings: { url: string; directUrl?: string; poolMode: DatabasePoolMode }): {
   url: string;
