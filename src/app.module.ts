@@ -36,6 +36,7 @@ export class AppModule {
             poolSize: config.databasePoolSize,
             statementTimeoutMs: config.statementTimeoutMs,
             connectionTimeoutMs: config.connectionTimeoutMs,
+            poolMode: config.databasePoolMode,
           }),
           migrationsRun: false,
           retryAttempts: 3,

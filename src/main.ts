@@ -6,6 +6,7 @@ import { prepareApiKeys } from './auth/api-key.bootstrap';
 import { ApiKeyService } from './auth/api-key.service';
 import { ConfigurationError, EMBEDDED_DATABASE_NAME, loadConfig, type AppConfig } from './config/configuration';
 import { startEmbeddedDatabase, withTimeout, type EmbeddedDatabase } from './database/embedded-database';
+import { migrationTarget } from './database/data-source.options';
 import { runMigrations } from './database/migrate';
 import { ShutdownState } from './observability/shutdown-state';
 
@@ -33,7 +34,8 @@ async function bootstrap(): Promise<void> {
     config = { ...config, databaseUrl: embedded.url };
   }
 
-  const applied = await runMigrations(config.databaseUrl!);
+  const migrations = migrationTarget({ url: config.databaseUrl!, directUrl: config.databaseDirectUrl, poolMode: config.databasePoolMode });
+  const applied = await runMigrations(migrations.url, migrations.poolMode);
   if (applied.length) console.log(`Applied migrations: ${applied.join(', ')}`);
 
   const app = await createApp(config);

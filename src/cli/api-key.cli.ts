@@ -10,7 +10,7 @@ import { ApiKeyService } from '../auth/api-key.service';
 import type { ApiKeyResponseDto } from '../auth/dto/api-key-response.dto';
 import { DomainError } from '../common/errors/domain-error';
 import { ConfigurationError, EMBEDDED_DATABASE_NAME, loadConfig, type AppConfig } from '../config/configuration';
-import { dataSourceOptions } from '../database/data-source.options';
+import { dataSourceOptions, migrationTarget } from '../database/data-source.options';
 import { startEmbeddedDatabase } from '../database/embedded-database';
 import { runMigrations } from '../database/migrate';
 
@@ -159,8 +159,10 @@ export async function runApiKeyCli(
   Logger.overrideLogger(['error']);
   const database = await openDatabase(config, output);
   try {
-    await runMigrations(database.url);
-    const dataSource = new DataSource({ ...dataSourceOptions({ url: database.url, poolSize: 1 }), logging: ['error'] });
+    const poolMode = config.databasePoolMode;
+    const migrations = migrationTarget({ url: database.url, directUrl: config.databaseDirectUrl, poolMode });
+    await runMigrations(migrations.url, migrations.poolMode);
+    const dataSource = new DataSource({ ...dataSourceOptions({ url: database.url, poolSize: 1, poolMode }), logging: ['error'] });
     await dataSource.initialize();
     try {
       await execute(command, args, new ApiKeyService(new ApiKeyRepository(dataSource), config), output);

@@ -1,3 +1,5 @@
+import { DATABASE_POOL_MODES, type DatabasePoolMode } from '../database/data-source.options';
+
 /**
  * Typed, validated configuration. Every setting the service reads from the environment is
  * declared here once; a bad value stops the process at start-up with a message naming it.
@@ -9,6 +11,10 @@ export interface AppConfig {
   /** Unset means: start an embedded PostgreSQL (development and tests only). */
   databaseUrl: string | undefined;
   databasePoolSize: number;
+  /** `transaction` behind a transaction-mode pooler (PgBouncer): no startup parameters, no session state. */
+  databasePoolMode: DatabasePoolMode;
+  /** PostgreSQL itself, past the pooler: where migrations run when set. */
+  databaseDirectUrl: string | undefined;
   /** Where the embedded PostgreSQL keeps its data between runs. */
   embeddedDataDir: string;
   embeddedPort: number;
@@ -60,6 +66,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   if (databaseUrl === undefined && nodeEnv === 'production') {
     throw new ConfigurationError('DATABASE_URL is required when NODE_ENV=production (the embedded database is for development)');
   }
+  const databaseDirectUrl = env.DATABASE_DIRECT_URL?.trim() || undefined;
+  if (databaseDirectUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseDirectUrl)) {
+    throw new ConfigurationError('DATABASE_DIRECT_URL must be a postgres:// or postgresql:// URL');
+  }
+  if (databaseDirectUrl !== undefined && databaseUrl === undefined) {
+    throw new ConfigurationError('DATABASE_DIRECT_URL needs DATABASE_URL (it is the way past the pooler DATABASE_URL names)');
+  }
+  const databasePoolMode = (env.DATABASE_POOL_MODE?.trim() || 'session') as DatabasePoolMode;
+  if (!DATABASE_POOL_MODES.includes(databasePoolMode)) {
+    throw new ConfigurationError(`DATABASE_POOL_MODE must be ${DATABASE_POOL_MODES.join(' or ')}, got "${env.DATABASE_POOL_MODE}"`);
+  }
   const adminApiKey = env.ADMIN_API_KEY?.trim() || undefined;
   if (adminApiKey !== undefined && adminApiKey.length < 24) {
     throw new ConfigurationError('ADMIN_API_KEY must be at least 24 characters long');
@@ -74,6 +91,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     host: env.HOST?.trim() || '0.0.0.0',
     databaseUrl,
     databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', 20, 1, 500),
+    databasePoolMode,
+    databaseDirectUrl,
     embeddedDataDir: env.EMBEDDED_PG_DIR?.trim() || '.data/postgres',
     embeddedPort: integer(env, 'EMBEDDED_PG_PORT', 54329, 1024, 65535),
     statementTimeoutMs: integer(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 15000, 100, 600000),

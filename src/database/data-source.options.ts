@@ -31,16 +31,49 @@ export const MIGRATIONS = [
   Reporting1764306000000,
 ];
 
+/**
+ * What stands between the service and PostgreSQL (DATABASE_POOL_MODE).
+ * - `session`: PostgreSQL itself, or a pooler in session mode. A client connection is one server
+ *   session, so the statement timeout is sent as a startup parameter.
+ * - `transaction`: a pooler in transaction mode (PgBouncer `pool_mode = transaction`): each
+ *   transaction may run on another server connection, shared with other clients. The service then
+ *   relies on no session state, and sends no startup parameter but `application_name` (one of the
+ *   few PgBouncer tracks; 1.18 refuses the rest: "unsupported startup parameter"). The server-side
+ *   statement timeout comes from the server: `ALTER ROLE … SET statement_timeout`, or PgBouncer's
+ *   `connect_query`; a `SET` from the service would land on whichever server connection it got and
+ *   stay there for the next client. README "Behind PgBouncer".
+ * In both modes every advisory lock is transaction-scoped (`pg_advisory_xact_lock`), queries use
+ * unnamed statements (no protocol-level prepared statements, which PgBouncer 1.18 cannot route),
+ * and nothing LISTENs (test/session-state.spec.ts).
+ */
+export type DatabasePoolMode = 'session' | 'transaction';
+export const DATABASE_POOL_MODES: readonly DatabasePoolMode[] = ['session', 'transaction'];
+
 export interface DatabaseSettings {
   url: string;
   poolSize?: number;
   statementTimeoutMs?: number;
   connectionTimeoutMs?: number;
+  poolMode?: DatabasePoolMode;
+}
+
+/**
+ * Where migrations run: DATABASE_DIRECT_URL (PostgreSQL itself, past the pooler) when it is set,
+ * so a long migration holds none of the server connections the requests share; else the
+ * service's own connection. Migrations take no session state either (each runs in its own
+ * transaction, with transaction-scoped locks), so they also work through the pooler.
+ */
+export function migrationTarget(settings: { url: string; directUrl?: string; poolMode: DatabasePoolMode }): {
+  url: string;
+  poolMode: DatabasePoolMode;
+} {
+  return settings.directUrl ? { url: settings.directUrl, poolMode: 'session' } : { url: settings.url, poolMode: settings.poolMode };
 }
 
 /** The one definition of how the service (and the TypeORM CLI, and the tests) reach PostgreSQL. */
 export function dataSourceOptions(settings: DatabaseSettings): DataSourceOptions {
   const statementTimeoutMs = settings.statementTimeoutMs ?? 15000;
+  const sessionParameters = (settings.poolMode ?? 'session') === 'session' ? { statement_timeout: statementTimeoutMs } : {};
   return {
     type: 'postgres',
     url: settings.url,
@@ -56,11 +89,13 @@ export function dataSourceOptions(settings: DatabaseSettings): DataSourceOptions
     poolSize: settings.poolSize ?? 20,
     extra: {
       // Fail fast instead of hanging while PostgreSQL is unreachable (answered as 503): a new
-      // connection gets connectionTimeoutMillis, a statement statement_timeout on the server, and
-      // query_timeout bounds it on our side too, for a connection whose server vanished without
-      // a word (a network partition sends no RST; TCP keep-alive then notices within a minute).
+      // connection gets connectionTimeoutMillis, a statement statement_timeout on the server (a
+      // startup parameter in session mode; set server-side behind a transaction pooler, see
+      // DatabasePoolMode), and query_timeout bounds it on our side too, for a connection whose
+      // server vanished without a word (a network partition sends no RST; TCP keep-alive then
+      // notices within a minute).
       connectionTimeoutMillis: settings.connectionTimeoutMs ?? 1500,
-      statement_timeout: statementTimeoutMs,
+      ...sessionParameters,
       query_timeout: statementTimeoutMs + 1000,
       idleTimeoutMillis: 30000,
       keepAlive: true,

@@ -5,7 +5,7 @@ import { createApp } from '../../src/app.setup';
 import { API_KEY_ROLES, type ApiKeyRole } from '../../src/auth/api-key-role';
 import { ApiKeyService } from '../../src/auth/api-key.service';
 import { loadConfig, type AppConfig } from '../../src/config/configuration';
-import { createTestDatabase } from './test-database';
+import { createTestDatabase, routedThroughPooler } from './test-database';
 
 export interface TestResponse<T = any> {
   status: number;
@@ -50,6 +50,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     ...loadConfig({ NODE_ENV: 'test' }),
     databaseUrl,
     databasePoolSize: 30,
+    ...(routedThroughPooler() ? { databasePoolMode: 'transaction' as const } : {}),
     ...options.config,
   };
   const app = await createApp(config);

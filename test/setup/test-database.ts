@@ -13,7 +13,15 @@ export function databaseUrlFor(serverUrl: string, database: string): string {
   return url.toString();
 }
 
-/** A fresh database cloned from the migrated template; returns its URL. */
+/**
+ * Whether test apps reach their databases through the PgBouncer test/pgbouncer.spec.ts puts in
+ * front of the server (TEST_PG_POOLER_URL, set only inside that file) rather than the server itself.
+ */
+export function routedThroughPooler(): boolean {
+  return process.env.TEST_PG_POOLER_URL !== undefined;
+}
+
+/** A fresh database cloned from the migrated template (created on the server); returns the URL the app uses. */
 export async function createTestDatabase(): Promise<string> {
   const serverUrl = process.env.TEST_PG_SERVER_URL;
   const template = process.env.TEST_PG_TEMPLATE;
@@ -26,5 +34,5 @@ export async function createTestDatabase(): Promise<string> {
   } finally {
     await admin.end();
   }
-  return databaseUrlFor(serverUrl, name);
+  return databaseUrlFor(process.env.TEST_PG_POOLER_URL ?? serverUrl, name);
 }
