@@ -9,6 +9,7 @@ import { ApiKeys1764300900000 } from '../../migrations/1764300900000-ApiKeys';
 import { Hardening1764301000000 } from '../../migrations/1764301000000-Hardening';
 import { PriceCatalog1764303000000 } from '../../migrations/1764303000000-PriceCatalog';
 import { UsageRowsForBudget1764303500000 } from '../../migrations/1764303500000-UsageRowsForBudget';
+import { AlertDelivery1764305000000 } from '../../migrations/1764305000000-AlertDelivery';
 
 /**
  * Migrations are listed as classes so ts-jest, ts-node and dist/ all find them. There are no
@@ -25,6 +26,7 @@ export const MIGRATIONS = [
   Hardening1764301000000,
   PriceCatalog1764303000000,
   UsageRowsForBudget1764303500000,
+  AlertDelivery1764305000000,
 ];
 
 export interface DatabaseSettings {
