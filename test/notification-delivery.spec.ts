@@ -1,6 +1,5 @@
 import { Webhook } from 'standardwebhooks';
 import { DeliveryRelay } from '../src/notification/delivery-relay.service';
-import { DeliveryRepository } from '../src/notification/delivery.repository';
 import { budgetMaker, recordUsage } from './setup/budgets';
 import { expectProblem } from './setup/problem';
 import { createTestApp, type TestApp } from './setup/test-app';

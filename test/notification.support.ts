@@ -71,13 +71,24 @@ export class Receiver {
     });
   }
 
+  /** Stops listening: connections are refused until resume(). */
+  stop(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Listens again on the same port. */
+  resume(): Promise<void> {
+    const port = Number(new URL(this.url).port);
+    return new Promise((resolve) => this.server.listen(port, '127.0.0.1', resolve));
+  }
+
   ids(): string[] {
     return this.received.map((request) => String(request.headers['webhook-id']));
   }
 
   close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    return this.server.listening ? this.stop() : Promise.resolve();
   }
 }
 
