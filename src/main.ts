@@ -7,6 +7,8 @@ import { ApiKeyService } from './auth/api-key.service';
 import { ConfigurationError, EMBEDDED_DATABASE_NAME, loadConfig, type AppConfig } from './config/configuration';
 import { startEmbeddedDatabase, withTimeout, type EmbeddedDatabase } from './database/embedded-database';
 import { runMigrations } from './database/migrate';
+import { checkSecretsKey } from './notification/notification.bootstrap';
+import { NotificationChannelService } from './notification/notification-channel.service';
 import { ShutdownState } from './observability/shutdown-state';
 
 async function bootstrap(): Promise<void> {
@@ -41,6 +43,7 @@ async function bootstrap(): Promise<void> {
   try {
     // Before listening: in production without a usable key the service refuses to start.
     keyLines = await prepareApiKeys(app.get(ApiKeyService), config, { embeddedDatabase: embedded !== undefined });
+    await checkSecretsKey(app.get(NotificationChannelService));
   } catch (error) {
     await app.close();
     await embedded?.stop();

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Inject, Injectable, OnApplicationBootstrap } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { isUUID } from 'class-validator';
 import type { NotificationChannelDirectory } from '../budget/notification-channels.types';
 import { APP_CONFIG, type AppConfig } from '../config/configuration';
@@ -25,7 +25,7 @@ const newSecret = () => `whsec_${randomBytes(32).toString('base64')}`;
  * sealed webhook secrets and their rotation, and the directory budget validation asks.
  */
 @Injectable()
-export class NotificationChannelService implements NotificationChannelDirectory, OnApplicationBootstrap {
+export class NotificationChannelService implements NotificationChannelDirectory {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly channels: ChannelRepository,
@@ -33,13 +33,9 @@ export class NotificationChannelService implements NotificationChannelDirectory,
     private readonly secrets: SecretBox,
   ) {}
 
-  /** Production without SECRETS_KEY cannot sign for the channels it has: refuse to start. */
-  async onApplicationBootstrap(): Promise<void> {
-    if (this.secrets.available()) return;
-    const count = await this.channels.countLive();
-    if (count > 0) {
-      throw new Error(`SECRETS_KEY is required: ${count} notification channel(s) exist and their secrets are encrypted under it`);
-    }
+  /** Live channels that need SECRETS_KEY when this process has none (production without it), else 0. */
+  async channelsWithoutKey(): Promise<number> {
+    return this.secrets.available() ? 0 : this.channels.countLive();
   }
 
   async createChannel(dto: CreateChannelDto, actor: string): Promise<CreatedChannelDto> {
@@ -118,7 +114,10 @@ export class NotificationChannelService implements NotificationChannelDirectory,
 
   /** Which fields a type takes, and where its URL may point; `creating` requires the type's own fields. */
   private checkShape(type: ChannelType, dto: Partial<CreateChannelDto>, creating: boolean): void {
-    const errors: FieldError[] = [];
+    const errors: FieldError[] = Object.entries(dto)
+      .filter(([, value]) => value === null)
+      .map(([field]) => ({ field, message: `${field} cannot be null` }));
+    if (errors.length) throw validationFailed(errors);
     if (dto.name !== undefined && isUUID(dto.name, 'all')) errors.push({ field: 'name', message: 'must not be a UUID (alert rules would read it as a channel id)' });
     if (type === 'email') {
       if (dto.url !== undefined) errors.push({ field: 'url', message: 'is not used by email channels (use recipients)' });
