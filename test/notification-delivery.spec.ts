@@ -275,6 +275,16 @@ describe('alert delivery', () => {
     });
   });
 
+  it('metrics: attempts by channel type and outcome, attempt latency, queue depth, oldest pending age', async () => {
+    const metrics = await t.request('GET', '/metrics');
+    expect(metrics.status).toBe(200);
+    expect(metrics.body).toMatch(/notification_deliveries_total\{channel_type="webhook",outcome="delivered"\} [1-9]/);
+    expect(metrics.body).toMatch(/notification_deliveries_total\{channel_type="email",outcome="delivered"\} 1/);
+    expect(metrics.body).toMatch(/notification_attempt_duration_seconds_count\{channel_type="slack"\} 1/);
+    expect(metrics.body).toMatch(/notification_queue_depth \d+/);
+    expect(metrics.body).toMatch(/notification_oldest_pending_seconds [\d.e+-]+/);
+  });
+
   describe('routing in alert rules', () => {
     it('accepts type words, channel names and ids; an unknown entry is a 422 naming the field', async () => {
       const channel = await webhookChannel();
