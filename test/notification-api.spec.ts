@@ -80,7 +80,9 @@ describe('notification channels and deliveries API', () => {
     expect(dup.body.code).toBe('CHANNEL_NAME_TAKEN');
     for (const [method, suffix] of [['GET', ''], ['PUT', ''], ['DELETE', ''], ['POST', '/test'], ['POST', '/rotate-secret']] as const) {
       expectProblem(await t.request(method, `${path}/not-a-uuid${suffix}`, method === 'PUT' ? { enabled: false } : undefined), 400);
-      expectProblem(await t.request(method, `${path}/${missing}${suffix}`, method === 'PUT' ? { enabled: false } : undefined), 404);
+      const absent = await t.request(method, `${path}/${missing}${suffix}`, method === 'PUT' ? { enabled: false } : undefined);
+      expectProblem(absent, 404);
+      expect(absent.body.code).toBe('CHANNEL_NOT_FOUND');
     }
     const id = hook.body.id;
     for (const body of [{ type: 'slack' }, { url: null }, { recipients: ['a@example.com'] }, { secret: hook.body.secret }, { name: 'slack' }, { url: 'http://169.254.169.254/' }]) {
@@ -106,7 +108,9 @@ describe('notification channels and deliveries API', () => {
       expectProblem(await t.request('GET', `/api/v1/notification-deliveries?${query}`), 400);
     }
     expectProblem(await t.request('POST', '/api/v1/notification-deliveries/nope/retry'), 400);
-    expectProblem(await t.request('POST', `/api/v1/notification-deliveries/${missing}/retry`), 404);
+    const absent = await t.request('POST', `/api/v1/notification-deliveries/${missing}/retry`);
+    expectProblem(absent, 404);
+    expect(absent.body.code).toBe('DELIVERY_NOT_FOUND');
     const hook = await t.request('POST', path, { name: 'retry-hook', type: 'webhook', url: receiver.url });
     const test = await t.request('POST', `${path}/${hook.body.id}/test`);
     const pending = await t.request('POST', `/api/v1/notification-deliveries/${test.body.deliveryId}/retry`);

@@ -3,7 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { isUUID } from 'class-validator';
 import type { NotificationChannelDirectory } from '../budget/notification-channels.types';
 import { APP_CONFIG, type AppConfig } from '../config/configuration';
-import { DomainError, notFound, validationFailed, type FieldError } from '../common/errors/domain-error';
+import { DomainError, validationFailed, type FieldError } from '../common/errors/domain-error';
 import { decodeCursor, toPage, type Page } from '../common/pagination';
 import { ChannelRepository, type ChannelRow } from './channel.repository';
 import { DeliveryRepository } from './delivery.repository';
@@ -17,6 +17,8 @@ import { SecretBox } from './secret-box';
 
 /** SPEC §13: after a rotation the previous secret keeps signing for 24 h. */
 const ROTATION_OVERLAP_SECONDS = 24 * 3600;
+
+const channelNotFound = (id: string) => new DomainError(404, 'CHANNEL_NOT_FOUND', `No notification channel with id ${id} exists.`);
 
 const newSecret = () => `whsec_${randomBytes(32).toString('base64')}`;
 
@@ -74,12 +76,12 @@ export class NotificationChannelService implements NotificationChannelDirectory 
     const row = await this.channels.update(id, dto).catch((error: unknown) => {
       throw nameTaken(error, dto.name ?? '');
     });
-    if (!row) throw notFound('notification channel', id);
+    if (!row) throw channelNotFound(id);
     return this.map(row);
   }
 
   async deleteChannel(id: string): Promise<void> {
-    if (!(await this.channels.softDelete(id))) throw notFound('notification channel', id);
+    if (!(await this.channels.softDelete(id))) throw channelNotFound(id);
   }
 
   async rotateSecret(id: string): Promise<RotatedSecretDto> {
@@ -89,7 +91,7 @@ export class NotificationChannelService implements NotificationChannelDirectory 
     }
     const secret = newSecret();
     const row = await this.channels.rotateSecret(id, this.secrets.encrypt(secret), ROTATION_OVERLAP_SECONDS);
-    if (!row) throw notFound('notification channel', id);
+    if (!row) throw channelNotFound(id);
     return { id, secret, previousSecretExpiresAt: row.previousSecretExpiresAt!.toISOString() };
   }
 
@@ -108,7 +110,7 @@ export class NotificationChannelService implements NotificationChannelDirectory 
 
   private async live(id: string): Promise<ChannelRow> {
     const row = await this.channels.findLive(id);
-    if (!row) throw notFound('notification channel', id);
+    if (!row) throw channelNotFound(id);
     return row;
   }
 

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { DomainError, notFound } from '../common/errors/domain-error';
+import { DomainError } from '../common/errors/domain-error';
 import { decodeCursor, toPage, type Page } from '../common/pagination';
 import { DeliveryRepository, type DeliveryRow } from './delivery.repository';
 import type { DeliveryResponseDto } from './dto/delivery-response.dto';
@@ -19,7 +19,7 @@ export class NotificationDeliveryService {
 
   async getDelivery(id: string): Promise<DeliveryResponseDto> {
     const [row] = await this.deliveries.list({ id, limit: 1 });
-    if (!row) throw notFound('notification delivery', id);
+    if (!row) throw new DomainError(404, 'DELIVERY_NOT_FOUND', `No notification delivery with id ${id} exists.`);
     return this.map(row);
   }
 
