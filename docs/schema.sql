@@ -248,6 +248,89 @@ CREATE TABLE public.model_prices (
   CONSTRAINT model_prices_source_check CHECK (char_length(source) >= 1 AND char_length(source) <= 100)
 );
 
+CREATE TABLE public.notification_attempts (
+  id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+  delivery_id uuid NOT NULL,
+  attempted_at timestamp with time zone NOT NULL,
+  duration_ms integer NOT NULL,
+  http_status integer,
+  error character varying(1000),
+  outcome text NOT NULL,
+  CONSTRAINT notification_attempts_pkey PRIMARY KEY (id),
+  CONSTRAINT notification_attempts_delivery_id_fkey FOREIGN KEY (delivery_id) REFERENCES public.notification_deliveries(id),
+  CONSTRAINT notification_attempts_duration_ms_check CHECK (duration_ms >= 0),
+  CONSTRAINT notification_attempts_outcome_check CHECK (outcome = ANY (ARRAY['delivered'::text, 'retry'::text, 'failed'::text]))
+);
+
+CREATE TABLE public.notification_channels (
+  id uuid DEFAULT gen_random_uuid() NOT NULL,
+  name character varying(200) NOT NULL,
+  type text NOT NULL,
+  url character varying(2000),
+  recipients jsonb,
+  secret_encrypted text,
+  previous_secret_encrypted text,
+  previous_secret_expires_at timestamp with time zone,
+  enabled boolean DEFAULT true NOT NULL,
+  disabled_reason character varying(500),
+  created_by character varying(200) NOT NULL,
+  created_at timestamp with time zone DEFAULT now() NOT NULL,
+  updated_at timestamp with time zone DEFAULT now() NOT NULL,
+  deleted_at timestamp with time zone,
+  CONSTRAINT notification_channels_pkey PRIMARY KEY (id),
+  CONSTRAINT notification_channels_name_check CHECK (length(btrim(name::text)) > 0),
+  CONSTRAINT notification_channels_previous_secret_expires CHECK ((previous_secret_encrypted IS NULL) = (previous_secret_expires_at IS NULL)),
+  CONSTRAINT notification_channels_recipients_iff_email CHECK ((type = 'email'::text) = (recipients IS NOT NULL AND jsonb_typeof(recipients) = 'array'::text)),
+  CONSTRAINT notification_channels_secret_iff_webhook CHECK ((type = 'webhook'::text) = (secret_encrypted IS NOT NULL)),
+  CONSTRAINT notification_channels_type_check CHECK (type = ANY (ARRAY['webhook'::text, 'slack'::text, 'email'::text])),
+  CONSTRAINT notification_channels_url_iff_http CHECK ((type = 'email'::text) = (url IS NULL))
+);
+
+COMMENT ON COLUMN public.notification_channels.secret_encrypted IS 'The webhook signing secret, AES-256-GCM under SECRETS_KEY (v1:iv:tag:ciphertext, base64); never stored in clear.';
+
+CREATE TABLE public.notification_deliveries (
+  id uuid DEFAULT gen_random_uuid() NOT NULL,
+  event_id uuid NOT NULL,
+  channel_id uuid NOT NULL,
+  status text DEFAULT 'pending'::text NOT NULL,
+  attempt_count integer DEFAULT 0 NOT NULL,
+  next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+  claim_token uuid,
+  claimed_until timestamp with time zone,
+  last_error character varying(1000),
+  delivered_at timestamp with time zone,
+  created_at timestamp with time zone DEFAULT now() NOT NULL,
+  updated_at timestamp with time zone DEFAULT now() NOT NULL,
+  CONSTRAINT notification_deliveries_pkey PRIMARY KEY (id),
+  CONSTRAINT notification_deliveries_once UNIQUE (event_id, channel_id),
+  CONSTRAINT notification_deliveries_channel_id_fkey FOREIGN KEY (channel_id) REFERENCES public.notification_channels(id),
+  CONSTRAINT notification_deliveries_event_id_fkey FOREIGN KEY (event_id) REFERENCES public.notification_events(id),
+  CONSTRAINT notification_deliveries_attempt_count_check CHECK (attempt_count >= 0),
+  CONSTRAINT notification_deliveries_claim_pair CHECK ((claim_token IS NULL) = (claimed_until IS NULL)),
+  CONSTRAINT notification_deliveries_status_check CHECK (status = ANY (ARRAY['pending'::text, 'delivered'::text, 'failed'::text]))
+);
+
+COMMENT ON COLUMN public.notification_deliveries.attempt_count IS 'Attempts since the delivery was last queued (a manual retry starts the schedule again); every attempt is kept in notification_attempts.';
+
+CREATE TABLE public.notification_events (
+  id uuid DEFAULT gen_random_uuid() NOT NULL,
+  type character varying(100) NOT NULL,
+  occurred_at timestamp with time zone DEFAULT now() NOT NULL,
+  data jsonb NOT NULL,
+  routes jsonb DEFAULT '[]'::jsonb NOT NULL,
+  budget_id uuid,
+  alert_history_id uuid,
+  CONSTRAINT notification_events_pkey PRIMARY KEY (id),
+  CONSTRAINT notification_events_alert_history_id_key UNIQUE (alert_history_id),
+  CONSTRAINT notification_events_alert_history_id_fkey FOREIGN KEY (alert_history_id) REFERENCES public.budget_alert_history(id),
+  CONSTRAINT notification_events_budget_id_fkey FOREIGN KEY (budget_id) REFERENCES public.budget_definitions(id),
+  CONSTRAINT notification_events_data_check CHECK (jsonb_typeof(data) = 'object'::text),
+  CONSTRAINT notification_events_routes_check CHECK (jsonb_typeof(routes) = 'array'::text),
+  CONSTRAINT notification_events_type_check CHECK (type::text ~ '^[a-z]+(\.[a-z_]+)+$'::text)
+);
+
+COMMENT ON COLUMN public.notification_events.id IS 'The webhook-id of every delivery of this event, on every retry.';
+
 -- Indexes
 
 CREATE INDEX api_keys_list_idx ON public.api_keys USING btree (created_at, id);
@@ -275,6 +358,18 @@ CREATE INDEX budget_usage_records_budget_time_idx ON public.budget_usage_records
 CREATE INDEX model_prices_list_idx ON public.model_prices USING btree (provider, model_id, effective_from);
 
 CREATE INDEX model_prices_lookup_idx ON public.model_prices USING btree (model_id, provider, effective_from);
+
+CREATE INDEX notification_attempts_delivery_idx ON public.notification_attempts USING btree (delivery_id, id);
+
+CREATE INDEX notification_channels_list_idx ON public.notification_channels USING btree (created_at, id);
+
+CREATE UNIQUE INDEX notification_channels_name_live ON public.notification_channels USING btree (name) WHERE (deleted_at IS NULL);
+
+CREATE INDEX notification_deliveries_channel_idx ON public.notification_deliveries USING btree (channel_id, created_at DESC, id DESC);
+
+CREATE INDEX notification_deliveries_due_idx ON public.notification_deliveries USING btree (next_attempt_at) WHERE (status = 'pending'::text);
+
+CREATE INDEX notification_deliveries_list_idx ON public.notification_deliveries USING btree (created_at DESC, id DESC);
 
 -- Functions
 
@@ -1087,6 +1182,65 @@ AS $function$
         WHERE v.effective_to IS NULL OR v.effective_to > p_at
       $function$;
 
+CREATE OR REPLACE FUNCTION public.notification_alert_outbox()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+      DECLARE
+        b   budget_definitions;
+        win record;
+        pct numeric;
+        label text;
+        iso CONSTANT text := 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"';
+      BEGIN
+        SELECT * INTO b FROM budget_definitions WHERE id = NEW.budget_id;
+        win := budget_period_window(b.start_date, b.end_date, b.period, b.custom_period_days,
+                                    b.recurring, b.timezone, NEW.period_start);
+        pct := NEW.amount / b.amount * 100;
+        label := CASE WHEN NEW.amount >= b.amount THEN 'exceeded'
+                      WHEN pct >= b.critical_threshold THEN 'critical'
+                      WHEN pct >= b.warning_threshold THEN 'warning'
+                      ELSE 'normal' END;
+        PERFORM notification_enqueue(
+          'budget.alert.triggered',
+          jsonb_build_object(
+            'budget', jsonb_build_object('id', b.id, 'name', b.name, 'scopeType', b.scope_type, 'scopeId', b.scope_id,
+                                         'currency', b.currency, 'amount', round(b.amount, 10)),
+            'alert', jsonb_build_object('id', NEW.id, 'alertId', NEW.alert_id, 'type', NEW.alert_type,
+                                        'threshold', NEW.threshold, 'actions', NEW.actions,
+                                        'percentUsed', round(NEW.percent_used, 2), 'amount', round(NEW.amount, 10),
+                                        'periodStart', to_char(NEW.period_start AT TIME ZONE 'UTC', iso),
+                                        'periodEnd', to_char(win.period_end AT TIME ZONE 'UTC', iso),
+                                        'triggeredAt', to_char(NEW.triggered_at AT TIME ZONE 'UTC', iso)),
+            'status', jsonb_build_object('currentAmount', round(NEW.amount, 10),
+                                         'remainingAmount', round(greatest(b.amount - NEW.amount, 0), 10),
+                                         'percentUsed', round(pct, 2), 'status', label),
+            'usageRecordId', NEW.usage_record_id),
+          NEW.notification_channels, NEW.budget_id, NEW.id);
+        RETURN NULL;
+      END
+      $function$;
+
+CREATE OR REPLACE FUNCTION public.notification_enqueue(p_type text, p_data jsonb, p_routes jsonb, p_budget_id uuid DEFAULT NULL::uuid, p_alert_history_id uuid DEFAULT NULL::uuid)
+ RETURNS uuid
+ LANGUAGE plpgsql
+AS $function$
+      DECLARE
+        event_id uuid;
+      BEGIN
+        INSERT INTO notification_events (type, data, routes, budget_id, alert_history_id)
+        VALUES (p_type, p_data, coalesce(p_routes, '[]'), p_budget_id, p_alert_history_id)
+        RETURNING id INTO event_id;
+        INSERT INTO notification_deliveries (event_id, channel_id)
+        SELECT event_id, c.id
+          FROM notification_channels c
+         WHERE c.deleted_at IS NULL AND c.enabled
+           AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(coalesce(p_routes, '[]')) r
+                        WHERE r = c.type OR r = c.id::text OR r = c.name);
+        RETURN event_id;
+      END
+      $function$;
+
 CREATE OR REPLACE FUNCTION public.place_reservation(p_budget_ids uuid[], p_scope_types text[], p_scope_ids text[], p_amount numeric, p_currency text, p_ttl_seconds integer, p_model_id text, p_request_id text, p_created_by text, p_at timestamp with time zone DEFAULT now(), p_match_model_id text DEFAULT NULL::text, p_tags text[] DEFAULT NULL::text[])
  RETURNS TABLE(granted boolean, reservation_id uuid, expires_at timestamp with time zone, blocking_budget_id uuid)
  LANGUAGE plpgsql
@@ -1578,6 +1732,8 @@ AS $function$
       $function$;
 
 -- Triggers
+
+CREATE TRIGGER budget_alert_history_outbox AFTER INSERT ON public.budget_alert_history FOR EACH ROW EXECUTE FUNCTION public.notification_alert_outbox();
 
 CREATE TRIGGER budget_definitions_cache_insert AFTER INSERT ON public.budget_definitions FOR EACH ROW EXECUTE FUNCTION public.budget_definitions_cache_insert();
 

@@ -13,6 +13,7 @@ import { ConstraintModule } from './constraint/constraint.module';
 import { APP_CONFIG, type AppConfig } from './config/configuration';
 import { dataSourceOptions } from './database/data-source.options';
 import { HealthModule } from './health/health.module';
+import { NotificationModule } from './notification/notification.module';
 import { loggerParams } from './observability/logging';
 import { ObservabilityModule } from './observability/observability.module';
 import { PricingModule } from './pricing/pricing.module';
@@ -52,6 +53,7 @@ export class AppModule {
         UsageModule,
         ConstraintModule,
         ReportingModule,
+        NotificationModule,
       ],
       providers: [
         { provide: APP_CONFIG, useValue: config },

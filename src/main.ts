@@ -8,6 +8,8 @@ import { ConfigurationError, EMBEDDED_DATABASE_NAME, loadConfig, type AppConfig 
 import { startEmbeddedDatabase, withTimeout, type EmbeddedDatabase } from './database/embedded-database';
 import { migrationTarget } from './database/data-source.options';
 import { runMigrations } from './database/migrate';
+import { checkSecretsKey } from './notification/notification.bootstrap';
+import { NotificationChannelService } from './notification/notification-channel.service';
 import { ShutdownState } from './observability/shutdown-state';
 
 async function bootstrap(): Promise<void> {
@@ -43,6 +45,7 @@ async function bootstrap(): Promise<void> {
   try {
     // Before listening: in production without a usable key the service refuses to start.
     keyLines = await prepareApiKeys(app.get(ApiKeyService), config, { embeddedDatabase: embedded !== undefined });
+    await checkSecretsKey(app.get(NotificationChannelService));
   } catch (error) {
     await app.close();
     await embedded?.stop();

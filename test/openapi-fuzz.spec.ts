@@ -72,6 +72,10 @@ interface World {
   alerts: { budgetId: string; alertId: string }[];
   alertRuleIds: string[];
   cursors: string[];
+  /** Notification channels kept for the run, and some to delete; deliveries (failed, so retriable). */
+  channelIds: string[];
+  disposableChannelIds: string[];
+  deliveryIds: string[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -551,6 +555,8 @@ function requestArbitrary(fuzzer: SchemaFuzzer, document: any, operations: Opera
     if (param.schema.enum) known = param.schema.enum;
     else if (op.path.includes('/api-keys/')) known = world.apiKeyIds;
     else if (op.path.includes('/reservations/')) [known, fresh] = [world.reservationIds, madeId('reservation')];
+    else if (op.path.includes('/notification-channels/')) known = op.method === 'DELETE' ? world.disposableChannelIds : world.channelIds;
+    else if (op.path.includes('/notification-deliveries/')) known = world.deliveryIds;
     else if (param.name === 'alertId') known = [...world.alerts.map((a) => a.alertId), ...world.alertRuleIds];
     else if (/\/(scope|hierarchy)\//.test(op.path)) known = world.scopeIds;
     else if (op.method === 'DELETE') [known, fresh] = [world.disposableBudgets, madeId('budget')];
@@ -751,6 +757,22 @@ async function buildWorld(): Promise<World> {
     (await created('GET', `/api/v1/budgets/${team.id}/usage?limit=1&includeDescendants=true`)).nextCursor,
     (await created('GET', '/api/v1/api-keys?limit=1')).nextCursor,
   ];
+  const channel = (body: Record<string, unknown>) => created('POST', '/api/v1/notification-channels', body);
+  const channels = [
+    await channel({ name: 'fuzz-hook', type: 'webhook', url: 'https://hooks.example.com/fuzz' }),
+    await channel({ name: 'fuzz-slack', type: 'slack', url: 'https://hooks.slack.example.com/services/T0/B0/x' }),
+    await channel({ name: 'fuzz-mail', type: 'email', recipients: ['finance@example.com'] }),
+  ];
+  const disposableChannels: any[] = [];
+  for (let i = 0; i < 6; i++) disposableChannels.push(await channel({ name: `fuzz-gone-${i}`, type: 'webhook', url: 'https://hooks.example.com/gone' }));
+  const deliveryIds: string[] = [];
+  for (const c of [...channels, ...channels, ...channels]) {
+    const queued = await t.request('POST', `/api/v1/notification-channels/${c.id}/test`);
+    expect(queued.status).toBe(202);
+    deliveryIds.push(queued.body.deliveryId);
+  }
+  // Failed, so that a retry can succeed (the relay is off in specs: nothing sends them).
+  await t.sql(`UPDATE notification_deliveries SET status = 'failed', last_error = 'fuzz'`);
   expect(reservations.length).toBeGreaterThan(0);
   expect(alerts.length).toBeGreaterThan(0);
   expect(cursors.every((c) => typeof c === 'string')).toBe(true);
@@ -763,6 +785,9 @@ async function buildWorld(): Promise<World> {
     alerts,
     alertRuleIds: [...team.alerts, ...project.alerts].map((a: any) => a.id),
     cursors,
+    channelIds: channels.map((c) => c.id),
+    disposableChannelIds: disposableChannels.map((c) => c.id),
+    deliveryIds,
   };
 }
 

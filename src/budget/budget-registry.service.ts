@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { DomainError, notFound, validationFailed, type FieldError } from '../common/errors/domain-error';
 import { toMoneyNumber, toMoneyString } from '../common/money';
 import { decodeCursor, toPage, type Page } from '../common/pagination';
@@ -14,6 +14,7 @@ import type { ListBudgetsQueryDto } from './dto/list-budgets.query.dto';
 import type { ModelPolicyDto } from './dto/model-policy.dto';
 import { UpdateBudgetDto } from './dto/update-budget.dto';
 import type { BudgetHierarchyDto, BudgetTreeNodeDto } from './dto/budget-hierarchy.dto';
+import { CHANNEL_TYPE_WORDS, NOTIFICATION_CHANNEL_DIRECTORY, type NotificationChannelDirectory } from './notification-channels.types';
 
 /** Fields that may be omitted on update but never cleared. */
 const NOT_NULLABLE: (keyof UpdateBudgetDto)[] = [
@@ -68,10 +69,14 @@ export function normaliseModelPolicy(policy: ModelPolicyDto | null): ModelPolicy
  */
 @Injectable()
 export class BudgetRegistryService {
-  constructor(private readonly budgets: BudgetRepository) {}
+  constructor(
+    private readonly budgets: BudgetRepository,
+    @Optional() @Inject(NOTIFICATION_CHANNEL_DIRECTORY) private readonly channels?: NotificationChannelDirectory,
+  ) {}
 
   async createBudget(request: CreateBudgetDto, actor: string): Promise<BudgetResponseDto> {
     const dto = await validateInput(CreateBudgetDto, request);
+    await this.checkChannelReferences(dto.alerts);
     const values: BudgetValues = {
       ...this.toValues(dto),
       recurring: dto.recurring ?? true,
@@ -85,6 +90,22 @@ export class BudgetRegistryService {
       throw namingChangedThreshold(error, dto);
     });
     return this.map(row);
+  }
+
+  /** SPEC §13 routing: a channel entry is a type word or names a live channel (422 naming it otherwise). */
+  private async checkChannelReferences(alerts: BudgetAlertDto[] | null | undefined): Promise<void> {
+    const typeWords: readonly string[] = CHANNEL_TYPE_WORDS;
+    const references = (alerts ?? []).flatMap((alert) => alert.notificationChannels ?? []).filter((ref) => !typeWords.includes(ref));
+    if (!references.length || !this.channels) return;
+    const unknown = new Set(await this.channels.unknownReferences([...new Set(references)]));
+    const errors: FieldError[] = (alerts ?? []).flatMap((alert, i) =>
+      (alert.notificationChannels ?? []).flatMap((ref, j) =>
+        unknown.has(ref) ? [{ field: `alerts.${i}.notificationChannels.${j}`, message: `names no notification channel: "${ref}"` }] : [],
+      ),
+    );
+    if (errors.length) {
+      throw new DomainError(422, 'UNKNOWN_NOTIFICATION_CHANNEL', `${errors[0].field} ${errors[0].message} (use a channel id or name, or email, slack, webhook)`, errors);
+    }
   }
 
   async getBudget(id: string): Promise<BudgetResponseDto> {
@@ -105,6 +126,7 @@ export class BudgetRegistryService {
       message: `${field} cannot be null`,
     }));
     if (cleared.length) throw validationFailed(cleared);
+    await this.checkChannelReferences(dto.alerts);
     const changes = this.toValues(dto);
     if (dto.alerts) changes.alerts = normaliseAlerts(dto.alerts);
     if (dto.period !== undefined && dto.period !== 'custom' && dto.customPeriodDays === undefined) {

@@ -41,6 +41,36 @@ export interface AppConfig {
   reportStreamTimeoutMs: number;
   /** How often the anomaly detector runs; 0 turns it off (the default under NODE_ENV=test). */
   anomalyDetectorIntervalMs: number;
+  /** Alert delivery (SPEC §13, README "Alert delivery"). */
+  notify: NotifyConfig;
+}
+
+export interface NotifyConfig {
+  /** Whether this instance runs the delivery relay (default: yes, except under NODE_ENV=test, where specs drive it). */
+  relayEnabled: boolean;
+  /** Milliseconds between two polls of the outbox. */
+  pollIntervalMs: number;
+  /** Deliveries one poll claims at most (and sends in parallel). */
+  batchSize: number;
+  /** Seconds a claim holds a delivery; a claim of a killed instance is retried after it. Above the timeout. */
+  leaseSeconds: number;
+  /** Milliseconds one attempt may take (connect, send, answer) before it counts as failed. */
+  timeoutMs: number;
+  /** Seconds to wait after the 1st, 2nd… failed attempt; one more failure than it has entries → failed. */
+  retrySchedule: number[];
+  /** Each delay is scaled by a random factor in [1 − jitter, 1 + jitter]. */
+  retryJitter: number;
+  /** Lets webhook and Slack URLs reach loopback and private networks (never link-local or metadata). */
+  allowPrivateNetworks: boolean;
+  /** smtp:// or smtps:// URL of the mail relay; email channels fail their deliveries without it. */
+  smtpUrl: string | undefined;
+  notifyFrom: string;
+  /** 32 bytes (64 hex digits or base64) that encrypt webhook secrets at rest. */
+  secretsKey: Buffer | undefined;
+  /** Where development and tests keep a generated key when SECRETS_KEY is unset. */
+  secretsKeyFile: string;
+  /** Base URL of this service, for the links in Slack and email messages. */
+  publicBaseUrl: string | undefined;
 }
 
 export class ConfigurationError extends Error {}
@@ -52,6 +82,60 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
   const value = Number(raw);
   if (value < min || value > max) throw new ConfigurationError(`${name} must be between ${min} and ${max}, got ${value}`);
   return value;
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
+
+/** `5s,5m,30m,2h` → seconds; a bare number is seconds. */
+function retrySchedule(env: NodeJS.ProcessEnv): number[] {
+  const raw = env.NOTIFY_RETRY_SCHEDULE?.trim() || '5s,5m,30m,2h,5h,10h,10h';
+  const delays = raw.split(',').map((part) => {
+    const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(part.trim());
+    if (!match) throw new ConfigurationError(`NOTIFY_RETRY_SCHEDULE must list delays like 5s,5m,2h; "${part.trim()}" is not one`);
+    return Number(match[1]) * DURATION_UNITS[match[2] ?? 's'];
+  });
+  if (delays.length > 50 || delays.some((delay) => delay > 7 * 86400)) {
+    throw new ConfigurationError('NOTIFY_RETRY_SCHEDULE takes at most 50 delays of at most 7d each');
+  }
+  return delays;
+}
+
+function secretsKey(env: NodeJS.ProcessEnv): Buffer | undefined {
+  const raw = env.SECRETS_KEY?.trim();
+  if (!raw) return undefined;
+  const key = /^[0-9a-fA-F]{64}$/.test(raw) ? Buffer.from(raw, 'hex') : Buffer.from(raw, 'base64');
+  if (key.length !== 32) throw new ConfigurationError('SECRETS_KEY must be 32 bytes: 64 hex digits or base64 (openssl rand -base64 32)');
+  return key;
+}
+
+function flag(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return fallback;
+  if (raw !== 'true' && raw !== 'false') throw new ConfigurationError(`${name} must be true or false, got "${env[name]}"`);
+  return raw === 'true';
+}
+
+function notifyConfig(env: NodeJS.ProcessEnv, nodeEnv: AppConfig['nodeEnv']): NotifyConfig {
+  const smtpUrl = env.SMTP_URL?.trim() || undefined;
+  if (smtpUrl !== undefined && !/^smtps?:\/\//.test(smtpUrl)) throw new ConfigurationError('SMTP_URL must be an smtp:// or smtps:// URL');
+  const timeoutMs = integer(env, 'NOTIFY_TIMEOUT_MS', 15000, 100, 120000);
+  const leaseSeconds = integer(env, 'NOTIFY_LEASE_SECONDS', 60, 1, 3600);
+  if (leaseSeconds * 1000 <= timeoutMs) throw new ConfigurationError('NOTIFY_LEASE_SECONDS must be longer than NOTIFY_TIMEOUT_MS');
+  return {
+    relayEnabled: flag(env, 'NOTIFY_RELAY_ENABLED', nodeEnv !== 'test'),
+    pollIntervalMs: integer(env, 'NOTIFY_POLL_INTERVAL_MS', 1000, 50, 600000),
+    batchSize: integer(env, 'NOTIFY_BATCH_SIZE', 20, 1, 500),
+    leaseSeconds,
+    timeoutMs,
+    retrySchedule: retrySchedule(env),
+    retryJitter: integer(env, 'NOTIFY_RETRY_JITTER_PERCENT', 20, 0, 100) / 100,
+    allowPrivateNetworks: flag(env, 'NOTIFY_ALLOW_PRIVATE_NETWORKS', false),
+    smtpUrl,
+    notifyFrom: env.NOTIFY_FROM?.trim() || 'RelayCore Budgets <budgets@localhost>',
+    secretsKey: secretsKey(env),
+    secretsKeyFile: env.SECRETS_KEY_FILE?.trim() || '.data/secrets.key',
+    publicBaseUrl: env.PUBLIC_BASE_URL?.trim().replace(/\/+$/, '') || undefined,
+  };
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
@@ -106,6 +190,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     whatIfMaxRows: integer(env, 'WHAT_IF_MAX_ROWS', 200_000, 1, 10_000_000),
     reportStreamTimeoutMs: integer(env, 'REPORT_STREAM_TIMEOUT_MS', 600_000, 1000, 3_600_000),
     anomalyDetectorIntervalMs,
+    notify: notifyConfig(env, nodeEnv),
   };
 }
 

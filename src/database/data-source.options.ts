@@ -10,6 +10,7 @@ import { Hardening1764301000000 } from '../../migrations/1764301000000-Hardening
 import { PriceCatalog1764303000000 } from '../../migrations/1764303000000-PriceCatalog';
 import { UsageRowsForBudget1764303500000 } from '../../migrations/1764303500000-UsageRowsForBudget';
 import { Attribution1764304000000 } from '../../migrations/1764304000000-Attribution';
+import { AlertDelivery1764305000000 } from '../../migrations/1764305000000-AlertDelivery';
 import { Reporting1764306000000 } from '../../migrations/1764306000000-Reporting';
 
 /**
@@ -28,6 +29,7 @@ export const MIGRATIONS = [
   PriceCatalog1764303000000,
   UsageRowsForBudget1764303500000,
   Attribution1764304000000,
+  AlertDelivery1764305000000,
   Reporting1764306000000,
 ];
 

@@ -5,6 +5,9 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { Pool } from 'pg';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/configuration';
+import {
+  NOTIFICATION_ATTEMPT_FINISHED, NOTIFICATION_QUEUE_SAMPLED, type NotificationAttemptFinished, type NotificationQueueSample,
+} from '../notification/notification.events';
 import { BUDGET_ALERT_TRIGGERED } from '../usage/usage.events';
 
 /** The route label of a request that matched no route (a 404): raw URLs would explode the label set. */
@@ -59,6 +62,33 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  private readonly notificationAttempts = new Counter({
+    name: 'notification_deliveries_total',
+    help: 'Alert delivery attempts by channel type and outcome (delivered, retry, failed)',
+    labelNames: ['channel_type', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly notificationAttemptDuration = new Histogram({
+    name: 'notification_attempt_duration_seconds',
+    help: 'Duration of one delivery attempt (webhook, Slack, email), by channel type',
+    labelNames: ['channel_type'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15],
+    registers: [this.registry],
+  });
+
+  private readonly notificationQueueDepth = new Gauge({
+    name: 'notification_queue_depth',
+    help: "Deliveries pending in the outbox, as of this instance's last relay poll",
+    registers: [this.registry],
+  });
+
+  private readonly notificationOldestPending = new Gauge({
+    name: 'notification_oldest_pending_seconds',
+    help: "Age of the oldest pending delivery, as of this instance's last relay poll",
+    registers: [this.registry],
+  });
+
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -97,6 +127,18 @@ export class MetricsService {
   @OnEvent(BUDGET_ALERT_TRIGGERED)
   countAlert(): void {
     this.alertsFired.inc();
+  }
+
+  @OnEvent(NOTIFICATION_ATTEMPT_FINISHED)
+  countNotificationAttempt(attempt: NotificationAttemptFinished): void {
+    this.notificationAttempts.inc({ channel_type: attempt.channelType, outcome: attempt.outcome });
+    this.notificationAttemptDuration.observe({ channel_type: attempt.channelType }, attempt.durationSeconds);
+  }
+
+  @OnEvent(NOTIFICATION_QUEUE_SAMPLED)
+  sampleNotificationQueue(sample: NotificationQueueSample): void {
+    this.notificationQueueDepth.set(sample.depth);
+    this.notificationOldestPending.set(sample.oldestPendingSeconds);
   }
 
   countTransientRetry(sqlState: string): void {

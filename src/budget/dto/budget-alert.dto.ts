@@ -32,7 +32,7 @@ export class BudgetAlertDto {
   @IsIn(ALERT_ACTIONS, { each: true })
   actions: AlertAction[];
 
-  /** Where notifications go once delivery exists (email, slack, webhook…). */
+  /** Channel ids or names (422 unless they exist), or email, slack, webhook: every enabled channel of that type. */
   @ApiProperty({ example: ['email', 'slack'] })
   @IsOmittable()
   @IsArray()

@@ -1,0 +1,114 @@
+import { performance } from 'node:perf_hooks';
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { EventEmitter2 } from '@nestjs/event-emitter';
+import { APP_CONFIG, type AppConfig } from '../config/configuration';
+import { ChannelRepository } from './channel.repository';
+import { ChannelSenders } from './channel-senders';
+import { decideAfterAttempt, type AttemptDecision, type AttemptResult } from './delivery-policy';
+import { DeliveryRepository, type ClaimedDelivery } from './delivery.repository';
+import {
+  NOTIFICATION_ATTEMPT_FINISHED, NOTIFICATION_QUEUE_SAMPLED, type NotificationAttemptFinished, type NotificationQueueSample,
+} from './notification.events';
+
+const STATUS_AFTER = { delivered: 'delivered', retry: 'pending', failed: 'failed' } as const;
+
+/** Polls without a bound in one call would never return while a receiver answers 5xx with a 0 s schedule. */
+const MAX_BATCHES_PER_CALL = 100;
+
+/**
+ * The outbox relay. Every instance polls (no LISTEN, so it works behind PgBouncer in
+ * transaction mode), claims due deliveries with a lease, sends them and records each attempt.
+ * At least once: a delivery is marked delivered only after a 2xx (or an accepted mail), and a
+ * claim whose instance died is taken again when its lease ends.
+ */
+@Injectable()
+export class DeliveryRelay implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger('Notification');
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<number> | undefined;
+  private stopping = false;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly deliveries: DeliveryRepository,
+    private readonly channels: ChannelRepository,
+    private readonly senders: ChannelSenders,
+    private readonly events: EventEmitter2,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    if (!this.config.notify.relayEnabled) return;
+    this.timer = setInterval(() => void this.poll(), this.config.notify.pollIntervalMs);
+  }
+
+  /** Stops polling and waits for the attempts in flight to be recorded. */
+  async onModuleDestroy(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  private poll(): void {
+    if (this.running || this.stopping) return;
+    this.running = this.deliverDue()
+      .catch((error: unknown) => {
+        this.logger.warn(`Delivery poll failed (retried at the next poll): ${(error as Error).message}`);
+        return 0;
+      })
+      .finally(() => (this.running = undefined));
+  }
+
+  /** Claims and sends every due delivery, a batch at a time; the number of attempts made. */
+  async deliverDue(): Promise<number> {
+    const { batchSize, leaseSeconds } = this.config.notify;
+    let attempts = 0;
+    for (let batch = 0; batch < MAX_BATCHES_PER_CALL && !this.stopping; batch++) {
+      const claimed = await this.deliveries.claimDue(batchSize, leaseSeconds);
+      if (!claimed.length) break;
+      await Promise.all(claimed.map((delivery) => this.attempt(delivery)));
+      attempts += claimed.length;
+    }
+    const sample: NotificationQueueSample = await this.deliveries.queueStats();
+    this.events.emit(NOTIFICATION_QUEUE_SAMPLED, sample);
+    return attempts;
+  }
+
+  private async attempt(delivery: ClaimedDelivery): Promise<void> {
+    const { channel } = delivery;
+    const attemptedAt = new Date();
+    const started = performance.now();
+    let result: AttemptResult;
+    let decision: AttemptDecision;
+    if (channel.enabled) {
+      result = await this.senders.send(delivery.event, channel, attemptedAt);
+      decision = decideAfterAttempt(result, delivery.attemptCount + 1, {
+        schedule: this.config.notify.retrySchedule,
+        jitter: this.config.notify.retryJitter,
+      });
+    } else {
+      result = {};
+      decision = { outcome: 'failed', error: `the channel is disabled${channel.disabledReason ? ` (${channel.disabledReason})` : ''}` };
+    }
+    const durationMs = performance.now() - started;
+    if (decision.disableChannel) await this.channels.disable(channel.id, `receiver answered 410 Gone at ${attemptedAt.toISOString()}`);
+    const recorded = await this.deliveries.recordAttempt(delivery.id, delivery.claimToken, {
+      status: STATUS_AFTER[decision.outcome],
+      delaySeconds: decision.delaySeconds,
+      attemptedAt,
+      durationMs,
+      httpStatus: result.status,
+      error: decision.error,
+      outcome: decision.outcome,
+    });
+    if (!recorded) {
+      this.logger.warn(`Delivery ${delivery.id}: the lease ran out before the attempt was recorded; another instance retries it`);
+    } else if (decision.outcome !== 'delivered') {
+      this.logger.warn(
+        `Delivery ${delivery.id} of event ${delivery.event.id} to ${channel.type} channel ${channel.id}: ${decision.error}` +
+          (decision.outcome === 'retry' ? `; next attempt in ${Math.round(decision.delaySeconds ?? 0)} s` : '; failed'),
+      );
+    }
+    const finished: NotificationAttemptFinished = { channelType: channel.type, outcome: decision.outcome, durationSeconds: durationMs / 1000 };
+    this.events.emit(NOTIFICATION_ATTEMPT_FINISHED, finished);
+  }
+}
