@@ -1,6 +1,7 @@
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { describeInChromium, launchChromium, seriousViolations, signIn, watchPage } from './setup/chromium';
 import { buildDashboard } from './setup/dashboard';
 import { createTestApp, type TestApp } from './setup/test-app';
 
@@ -12,29 +13,11 @@ import { createTestApp, type TestApp } from './setup/test-app';
  * or failed request. Screenshots go to test-artifacts/ (ignored by git).
  */
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-// As the machine notes say: without the background-networking flags Chromium keeps calling out.
-const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const ARTIFACTS = join(__dirname, '..', 'test-artifacts');
 const VIEWPORTS = [
   { name: 'desktop', width: 1280, height: 800 },
   { name: 'phone', width: 390, height: 844 },
 ];
-
-// CI installs Chromium (.ci/run): there its absence is a failure, elsewhere a clear skip.
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium && process.env.CI) throw new Error(`Chromium is missing at ${CHROMIUM}: .ci/run installs Debian's chromium package.`);
-if (!haveChromium) console.warn(`Skipping the dashboard browser spec: no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH).`);
-const describeInChromium = haveChromium ? describe : describe.skip;
 
 let t: TestApp;
 let browser: Browser;
@@ -75,48 +58,11 @@ async function seed(): Promise<void> {
   await spend('research', 185, 'o3');
 }
 
-/** Everything the page reports that a person would see as broken. */
-function watch(page: Page, allowed: RegExp[] = []) {
-  const problems: string[] = [];
-  const isAllowed = (text: string) => allowed.some((pattern) => pattern.test(text));
-  page.on('console', (message) => {
-    if (message.type() === 'error' && !isAllowed(message.text())) problems.push(`console: ${message.text()}`);
-  });
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  page.on('requestfailed', (request) => problems.push(`request failed: ${request.url()} ${request.failure()?.errorText}`));
-  page.on('response', (response) => {
-    const line = `${response.status()} ${response.url()}`;
-    if (response.status() >= 400 && !isAllowed(line)) problems.push(`HTTP ${line}`);
-  });
-  return problems;
-}
-
-const AXE_SOURCE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
-
-/** axe-core run in the page (evaluated through the DevTools protocol, so the page's CSP stays as served). */
-async function seriousViolations(page: Page): Promise<string[]> {
-  await page.evaluate(AXE_SOURCE);
-  const violations = await page.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run(context: Document, options: object): Promise<{ violations: { id: string; impact: string; help: string; nodes: { target: string[] }[] }[] }> } }).axe;
-    const result = await axe.run(document, { resultTypes: ['violations'] });
-    return result.violations.map((violation) => ({ ...violation, nodes: violation.nodes.map((node) => node.target.join(' ')) }));
-  });
-  return violations
-    .filter((violation) => violation.impact === 'serious' || violation.impact === 'critical')
-    .map((violation) => `${violation.id} (${violation.impact}): ${violation.help} — ${violation.nodes.join(', ')}`);
-}
-
-async function signIn(page: Page, key: string): Promise<void> {
-  await page.goto(`${t.baseUrl}/dashboard/`);
-  await page.getByLabel('API key').fill(key);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-}
-
 beforeAll(async () => {
   buildDashboard();
   t = await createTestApp({ listen: true });
   await seed();
-  if (haveChromium) browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS, headless: true });
+  browser = (await launchChromium())!;
   mkdirSync(ARTIFACTS, { recursive: true });
 });
 
@@ -133,12 +79,12 @@ describeInChromium('the dashboard in Chromium', () => {
     beforeAll(async () => {
       const context = await browser.newContext({ viewport: { width: viewport.width, height: viewport.height } });
       page = await context.newPage();
-      problems = watch(page);
+      problems = watchPage(page);
     });
     afterAll(() => page?.context().close());
 
     it('signs in with a service key and shows the tree, every bar as wide as the API says', async () => {
-      await signIn(page, t.keys.service);
+      await signIn(page, t.baseUrl!, t.keys.service);
       await expect(page.getByTestId('signed-in-as').textContent()).resolves.toBe('test-service (service)');
       const nodes = page.getByTestId('tree-node');
       await nodes.nth(4).waitFor();
@@ -186,9 +132,17 @@ describeInChromium('the dashboard in Chromium', () => {
       await page.getByTestId('spend-chart').waitFor();
       await page.getByTestId('alert-row').nth(1).waitFor();
       await expect(page.getByTestId('spend-chart').locator('desc').textContent()).resolves.toContain('Spent $300.00 of $400.00');
-      // Forecast and deliveries are drawn when the service has them; here it has not (yet): a note, no failed request.
-      await expect(page.getByTestId('forecast-note').textContent()).resolves.toMatch(/Forecast not available/);
-      await expect(page.getByTestId('deliveries-note').textContent()).resolves.toMatch(/not available/);
+      // The forecast band and the deliveries are drawn when the service has those operations, else a note (no failed request).
+      const operations = (await t.request('GET', '/docs-json')).body.paths as Record<string, unknown>;
+      if (operations['/api/v1/budgets/{id}/forecast']) {
+        await page.getByTestId('forecast-band-95').waitFor();
+        await expect(page.getByTestId('forecast-note').textContent()).resolves.toMatch(/^Forecast \$/);
+      } else {
+        await expect(page.getByTestId('forecast-note').textContent()).resolves.toMatch(/Forecast not available/);
+      }
+      const deliveries = page.getByTestId('deliveries').locator('table, [data-testid=deliveries-note]');
+      await deliveries.waitFor();
+      if (!operations['/api/v1/notification-deliveries']) await expect(deliveries.textContent()).resolves.toMatch(/not available/);
       const usageRows = page.getByRole('region', { name: 'Recent usage' }).locator('tbody tr');
       expect(await usageRows.count()).toBe(5);
       expect(await seriousViolations(page)).toEqual([]);
@@ -214,8 +168,8 @@ describeInChromium('the dashboard in Chromium', () => {
 
   it('a viewer key sees the alerts without an Acknowledge button, and is told why', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-    const problems = watch(page);
-    await signIn(page, t.keys.viewer);
+    const problems = watchPage(page);
+    await signIn(page, t.baseUrl!, t.keys.viewer);
     await page.getByRole('link', { name: 'Platform team', exact: true }).click();
     await page.getByTestId('alert-row').nth(1).waitFor();
     expect(await page.getByRole('button', { name: /Acknowledge/ }).count()).toBe(0);
@@ -227,8 +181,8 @@ describeInChromium('the dashboard in Chromium', () => {
   it('a wrong key is refused with a sentence, and the key is kept in sessionStorage only', async () => {
     const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
     // The 401 is the point of this test: Chromium logs it as a failed resource.
-    const problems = watch(page, [/401/]);
-    await signIn(page, `rcb_${'C'.repeat(43)}`);
+    const problems = watchPage(page, [/401/]);
+    await signIn(page, t.baseUrl!, `rcb_${'C'.repeat(43)}`);
     await expect(page.getByRole('alert').textContent()).resolves.toMatch(/This API key was not accepted/);
     expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
     await page.getByLabel('API key').fill(t.keys.admin);

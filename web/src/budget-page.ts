@@ -9,7 +9,7 @@ import { statusBar } from './status-bar';
 const table = (label: string, head: string[], rows: HTMLTableRowElement[]) =>
   h(
     'div',
-    { class: 'table-wrap', tabindex: 0, role: 'region', 'aria-label': label },
+    { class: 'table-wrap', tabindex: 0, role: 'region', 'aria-label': `${label} (table)` },
     h('table', {}, h('thead', {}, h('tr', {}, head.map((title) => h('th', { scope: 'col' }, title)))), h('tbody', {}, rows)),
   );
 
@@ -162,7 +162,7 @@ async function usageSection(context: DashboardContext, budget: Budget): Promise<
 
 /** Notification deliveries of this budget's alerts, when this service delivers notifications. */
 async function deliveriesSection(context: DashboardContext, budget: Budget): Promise<HTMLElement> {
-  const section = h('section', { 'aria-labelledby': 'deliveries-heading' }, h('h2', { id: 'deliveries-heading' }, 'Notification deliveries'));
+  const section = h('section', { 'aria-labelledby': 'deliveries-heading', 'data-testid': 'deliveries' }, h('h2', { id: 'deliveries-heading' }, 'Notification deliveries'));
   const required = context.catalog.requiredRole('get', DELIVERIES_PATH);
   if (!required) {
     section.append(h('p', { class: 'muted', 'data-testid': 'deliveries-note' }, 'Notification deliveries are not available on this service yet.'));
@@ -191,7 +191,11 @@ async function deliveriesSection(context: DashboardContext, budget: Budget): Pro
         h('td', {}, lastAttempt(delivery)),
       ),
     );
-    section.append(rows.length ? table('Notification deliveries', ['Event', 'Channel', 'Status', 'Attempts', 'Last attempt'], rows) : h('p', { class: 'muted' }, 'No notification was sent for this budget.'));
+    section.append(
+      rows.length
+        ? table('Notification deliveries', ['Event', 'Channel', 'Status', 'Attempts', 'Last attempt'], rows)
+        : h('p', { class: 'muted', 'data-testid': 'deliveries-note' }, 'No notification was sent for this budget.'),
+    );
   } catch (error) {
     section.append(failure(context, error, 'load the notification deliveries'));
   }
