@@ -30,8 +30,26 @@ async function createBudget(key: string, body: Record<string, unknown>): Promise
   return res.body.id;
 }
 
-async function spend(key: string, amount: number, modelId = 'gpt-4o', userId?: string): Promise<void> {
-  const res = await t.request('POST', `/api/v1/budgets/${ids[key]}/usage`, { amount, currency: 'USD', modelId, source: 'relaycore', userId });
+/**
+ * `daysAgo` days before now, but inside the current window (the budgets are monthly from
+ * 2025-01-01 UTC, so their windows are calendar months): the chart shows a burn over days, and the
+ * totals hold on any date.
+ */
+function withinThisWindow(daysAgo: number): string {
+  const now = new Date();
+  const windowStart = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1);
+  return new Date(Math.max(windowStart + 60_000, now.getTime() - daysAgo * 86_400_000)).toISOString();
+}
+
+async function spend(key: string, amount: number, daysAgo: number, modelId = 'gpt-4o', userId?: string): Promise<void> {
+  const res = await t.request('POST', `/api/v1/budgets/${ids[key]}/usage`, {
+    amount,
+    currency: 'USD',
+    modelId,
+    source: 'relaycore',
+    userId,
+    occurredAt: withinThisWindow(daysAgo),
+  });
   expect(res.status).toBe(201);
 }
 
@@ -52,10 +70,12 @@ async function seed(): Promise<void> {
   await createBudget('research', { name: 'Research team', scopeType: 'team', scopeId: 'research', parentId: org, amount: 200 });
   await createBudget('alice', { name: 'Alice', scopeType: 'user', scopeId: 'alice', parentId: platform, amount: 100 });
   await createBudget('bob', { name: 'Bob', scopeType: 'user', scopeId: 'bob', parentId: platform, amount: 100, enforcement: 'soft' });
-  await spend('alice', 30, 'gpt-4o-mini', 'alice');
-  await spend('bob', 120, 'gpt-4o', 'bob');
-  for (const amount of [60, 70, 20]) await spend('platform', amount, 'claude-sonnet-4');
-  await spend('research', 185, 'o3');
+  await spend('alice', 30, 9, 'gpt-4o-mini', 'alice');
+  await spend('bob', 120, 7, 'gpt-4o', 'bob');
+  await spend('platform', 60, 5, 'claude-sonnet-4');
+  await spend('platform', 70, 2, 'claude-sonnet-4');
+  await spend('platform', 20, 0, 'claude-sonnet-4');
+  await spend('research', 185, 4, 'o3');
 }
 
 beforeAll(async () => {

@@ -25,8 +25,10 @@ function figures(budget: Budget, status: BudgetStatus): HTMLElement {
     figure('Remaining', money(status.remaining, currency)),
     figure('Reserved', money(status.reservedAmount, currency)),
     figure('Projected', money(status.projectedTotal, currency)),
-    figure('Window', `${day(status.periodStart)} → ${day(status.periodEnd)}`),
-    figure('Days left', status.active ? String(status.daysRemaining) : 'not active'),
+    figure(
+      status.active ? `Window, ${status.daysRemaining} day${status.daysRemaining === 1 ? '' : 's'} left` : 'Window (not active)',
+      `${day(status.periodStart)} → ${day(status.periodEnd)}`,
+    ),
   );
 }
 
@@ -128,7 +130,7 @@ function alertsSection(context: DashboardContext, budget: Budget): HTMLElement {
     );
     body.replaceChildren(
       ...(message ? [message] : []),
-      alerts.length ? table('Alerts', ['Threshold', 'Acknowledged', 'Fired', 'At', 'Actions'], rows) : h('p', { class: 'muted' }, 'No alert fired in this window.'),
+      alerts.length ? table('Alerts', ['Threshold', 'Acknowledged', 'Fired', 'Spend then', 'Actions'], rows) : h('p', { class: 'muted' }, 'No alert fired in this window.'),
       mayAcknowledge
         ? ''
         : h('p', { class: 'muted', 'data-testid': 'role-note' }, `Acknowledging needs a ${required} or admin key; you are signed in with a ${context.session.role} key.`),
