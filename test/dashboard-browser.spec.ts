@@ -205,6 +205,8 @@ describeInChromium('the dashboard in Chromium', () => {
     await signIn(page, t.baseUrl!, `rcb_${'C'.repeat(43)}`);
     await expect(page.getByRole('alert').textContent()).resolves.toMatch(/This API key was not accepted/);
     expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    expect(await seriousViolations(page)).toEqual([]);
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-sign-in-390x844.png'), fullPage: true });
     await page.getByLabel('API key').fill(t.keys.admin);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByTestId('tree-node').first().waitFor();

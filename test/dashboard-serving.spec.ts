@@ -51,6 +51,17 @@ describe('GET /dashboard', () => {
   });
 });
 
+describe('the API beside the mounted dashboard', () => {
+  it('still answers body errors (found before any route runs) as problem+json', async () => {
+    const headers = { authorization: `Bearer ${t.keys.admin}` };
+    const malformed = await t.request('POST', '/api/v1/budgets', '{"name":', { ...headers, 'content-type': 'application/json' });
+    expectProblem(malformed, 400);
+    expect(malformed.body.code).toBe('MALFORMED_JSON');
+    expectProblem(await t.request('POST', '/api/v1/budgets', 'name=x', { ...headers, 'content-type': 'application/x-www-form-urlencoded' }), 415);
+    expectProblem(await t.request('GET', '/api/v1/no-such-route', undefined, headers), 404);
+  });
+});
+
 describe('GET /api/v1/session', () => {
   it.each(['viewer', 'service', 'admin'] as const)('names a %s key and its role', async (role) => {
     const res = await t.request('GET', '/api/v1/session', undefined, { authorization: `Bearer ${t.keys[role]}` });

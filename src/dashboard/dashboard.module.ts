@@ -25,7 +25,7 @@ const NOT_BUILT = new DomainError(
 export class DashboardModule implements OnModuleInit {
   constructor(private readonly adapterHost: HttpAdapterHost) {}
 
-  async onModuleInit(): Promise<void> {
+  onModuleInit(): void {
     const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
     const root = dashboardAssetsDir();
     if (!dashboardIsBuilt(root)) {
@@ -33,7 +33,9 @@ export class DashboardModule implements OnModuleInit {
       fastify.get(`${DASHBOARD_PREFIX}/*`, (request, reply) => sendProblem(reply, request, NOT_BUILT));
       return;
     }
-    await fastify.register(fastifyStatic, {
+    // Queued, not awaited: awaiting would load Fastify's plugin queue now, registering Nest's routes
+    // before Nest installs its error handler (parser errors would lose their problem+json).
+    void fastify.register(fastifyStatic, {
       root,
       prefix: DASHBOARD_PREFIX,
       // /dashboard answers a redirect to /dashboard/ (the page's relative asset URLs need the slash).
