@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
+import { ApiKeyService } from '../src/auth/api-key.service';
 import { describeInChromium, launchChromium, seriousViolations, signIn, watchPage } from './setup/chromium';
 import { buildDashboard } from './setup/dashboard';
 import { createTestApp, type TestApp } from './setup/test-app';
@@ -217,6 +218,24 @@ describeInChromium('the dashboard in Chromium', () => {
     await page.getByTestId('tree-node').first().waitFor();
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByLabel('API key').waitFor();
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('a key revoked while signed in: the next page signs out and says why', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const problems = watchPage(page, [/401/]);
+    const key = await t.createKey('viewer', 'dashboard-revoked');
+    await signIn(page, t.baseUrl!, key.key);
+    await page.getByTestId('tree-node').first().waitFor();
+    await t.app.get(ApiKeyService).revokeKey(key.id, 'dashboard-browser-spec');
+    await page.getByRole('link', { name: 'Research team', exact: true }).click();
+    await page.getByLabel('API key').waitFor();
+    await expect(page.getByRole('alert').textContent()).resolves.toMatch(/This API key was not accepted/);
+    // What the budget page would have drawn after the 401 does not cover the sign-in form.
+    await page.waitForTimeout(300);
+    expect(await page.getByRole('heading', { level: 1 }).allTextContents()).toEqual(['Sign in']);
     expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
     expect(problems).toEqual([]);
     await page.close();

@@ -204,15 +204,15 @@ async function deliveriesSection(context: DashboardContext, budget: Budget): Pro
   return section;
 }
 
-export async function budgetPage(main: HTMLElement, context: DashboardContext, id: string): Promise<void> {
+export async function budgetPage(view: HTMLElement, context: DashboardContext, id: string): Promise<void> {
   const back = h('p', {}, h('a', { href: '#/' }, '← All budgets'));
-  main.replaceChildren(back, h('h1', {}, 'Budget'), h('p', { class: 'muted', role: 'status' }, 'Loading…'));
+  view.replaceChildren(back, h('h1', {}, 'Budget'), h('p', { class: 'muted', role: 'status' }, 'Loading…'));
   let budget: Budget;
   let status: BudgetStatus;
   try {
     [budget, status] = await Promise.all([context.api.budget(id), context.api.status(id)]);
   } catch (error) {
-    main.replaceChildren(back, h('h1', {}, 'Budget'), failure(context, error, 'load this budget'));
+    view.replaceChildren(back, h('h1', {}, 'Budget'), failure(context, error, 'load this budget'));
     return;
   }
   const header = h(
@@ -223,6 +223,6 @@ export async function budgetPage(main: HTMLElement, context: DashboardContext, i
     statusBar(budget.id, budget.name, status),
   );
   const alerts = alertsSection(context, budget);
-  const [spend, usage, deliveries] = await Promise.all([spendSection(context, budget, status, main.clientWidth - 32), usageSection(context, budget), deliveriesSection(context, budget)]);
-  main.replaceChildren(back, header, figures(budget, status), spend, alerts, usage, deliveries);
+  const [spend, usage, deliveries] = await Promise.all([spendSection(context, budget, status, view.clientWidth), usageSection(context, budget), deliveriesSection(context, budget)]);
+  view.replaceChildren(back, header, figures(budget, status), spend, alerts, usage, deliveries);
 }

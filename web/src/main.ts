@@ -65,12 +65,18 @@ function showSignIn(message?: string): void {
   input.focus();
 }
 
+/**
+ * Each page draws into a view of its own: once the person navigated on or was signed out (a 401),
+ * what a slower answer draws lands in a detached view, not over the page now shown.
+ */
 async function route(): Promise<void> {
   if (!context) return showSignIn();
+  const view = h('div');
+  main.replaceChildren(view);
   const budget = /^#\/budgets\/([^/]+)$/.exec(location.hash);
-  if (budget) await budgetPage(main, context, decodeURIComponent(budget[1]));
-  else await treePage(main, context);
+  const drawn = budget ? budgetPage(view, context, decodeURIComponent(budget[1])) : treePage(view, context);
   main.focus();
+  await drawn;
 }
 
 window.addEventListener('hashchange', () => void route());

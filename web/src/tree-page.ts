@@ -59,13 +59,13 @@ function renderNode(node: TreeNode, filter: Filter): HTMLElement | undefined {
   );
 }
 
-export async function treePage(main: HTMLElement, context: DashboardContext): Promise<void> {
-  main.replaceChildren(h('h1', {}, 'Budgets'), h('p', { class: 'muted', role: 'status' }, 'Loading budgets…'));
+export async function treePage(view: HTMLElement, context: DashboardContext): Promise<void> {
+  view.replaceChildren(h('h1', {}, 'Budgets'), h('p', { class: 'muted', role: 'status' }, 'Loading budgets…'));
   let forest: TreeNode[];
   try {
     forest = await loadForest(context);
   } catch (error) {
-    main.replaceChildren(h('h1', {}, 'Budgets'), failure(context, error, 'load the budgets'));
+    view.replaceChildren(h('h1', {}, 'Budgets'), failure(context, error, 'load the budgets'));
     return;
   }
   const filter: Filter = { text: '', scope: '' };
@@ -97,7 +97,7 @@ export async function treePage(main: HTMLElement, context: DashboardContext): Pr
     h('option', { value: '' }, 'All scopes'),
     SCOPE_TYPES.map((type) => h('option', { value: type }, type)),
   );
-  main.replaceChildren(
+  view.replaceChildren(
     h('h1', {}, 'Budgets'),
     h(
       'div',
