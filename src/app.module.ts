@@ -10,6 +10,7 @@ import { AuthModule } from './auth/auth.module';
 import { BudgetModule } from './budget/budget.module';
 import { Clock } from './common/clock';
 import { ConstraintModule } from './constraint/constraint.module';
+import { DashboardModule } from './dashboard/dashboard.module';
 import { APP_CONFIG, type AppConfig } from './config/configuration';
 import { dataSourceOptions } from './database/data-source.options';
 import { HealthModule } from './health/health.module';
@@ -54,6 +55,7 @@ export class AppModule {
         ConstraintModule,
         ReportingModule,
         NotificationModule,
+        DashboardModule,
       ],
       providers: [
         { provide: APP_CONFIG, useValue: config },

@@ -59,6 +59,7 @@ async function bootstrap(): Promise<void> {
       'RelayCore Budget Service is listening.',
       `  API:        ${base}/api/v1`,
       `  Swagger UI: ${base}/docs`,
+      `  Dashboard:  ${base}/dashboard`,
       `  OpenAPI:    ${base}/docs-json`,
       `  Database:   ${embedded ? `embedded PostgreSQL on port ${embedded.port}` : 'DATABASE_URL'}`,
       ...keyLines,
