@@ -429,6 +429,35 @@ AS $function$
       END
       $function$;
 
+CREATE OR REPLACE FUNCTION public.budget_anomalies_notify()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+      DECLARE
+        b budget_definitions;
+      BEGIN
+        SELECT * INTO b FROM budget_definitions d WHERE d.id = NEW.budget_id;
+        PERFORM notification_enqueue(
+          'budget.anomaly.detected',
+          jsonb_build_object(
+            'budget', jsonb_build_object('id', b.id, 'name', b.name, 'scopeType', b.scope_type, 'scopeId', b.scope_id,
+                                         'currency', b.currency, 'amount', trim_scale(b.amount)::text),
+            'anomaly', jsonb_build_object('id', NEW.id, 'hourStart', NEW.hour_start,
+                                          'observed', trim_scale(NEW.observed)::text,
+                                          'baselineMedian', trim_scale(NEW.baseline_median)::text,
+                                          'baselineMad', trim_scale(NEW.baseline_mad)::text,
+                                          'baselineHours', NEW.baseline_hours, 'score', NEW.score,
+                                          'sensitivity', NEW.sensitivity, 'threshold', NEW.threshold,
+                                          'detectedAt', NEW.detected_at)),
+          (SELECT coalesce(jsonb_agg(DISTINCT r.route), '[]')
+           FROM jsonb_array_elements(CASE WHEN jsonb_typeof(b.alerts) = 'array' THEN b.alerts ELSE '[]' END) a
+           CROSS JOIN LATERAL jsonb_array_elements_text(
+             CASE WHEN jsonb_typeof(a->'notificationChannels') = 'array' THEN a->'notificationChannels' ELSE '[]' END) r (route)),
+          NEW.budget_id);
+        RETURN NULL;
+      END
+      $function$;
+
 CREATE OR REPLACE FUNCTION public.budget_check_context(p_budget_ids uuid[], p_scope_types text[], p_scope_ids text[], p_at timestamp with time zone DEFAULT now(), p_model_id text DEFAULT NULL::text, p_tags text[] DEFAULT NULL::text[], p_apply_filters boolean DEFAULT true)
  RETURNS TABLE(budget_id uuid, name text, scope_type text, scope_id text, parent_id uuid, is_seed boolean, matches boolean, amount numeric, currency text, warning_threshold numeric, critical_threshold numeric, enforcement text, period_start timestamp with time zone, period_end timestamp with time zone, active boolean, current_amount numeric, reserved_amount numeric, usage_count bigint, updated_at timestamp with time zone, active_alerts jsonb, alert_rules jsonb, model_policy jsonb)
  LANGUAGE plpgsql
@@ -1734,6 +1763,8 @@ AS $function$
 -- Triggers
 
 CREATE TRIGGER budget_alert_history_outbox AFTER INSERT ON public.budget_alert_history FOR EACH ROW EXECUTE FUNCTION public.notification_alert_outbox();
+
+CREATE TRIGGER budget_anomalies_notify AFTER INSERT ON public.budget_anomalies FOR EACH ROW EXECUTE FUNCTION public.budget_anomalies_notify();
 
 CREATE TRIGGER budget_definitions_cache_insert AFTER INSERT ON public.budget_definitions FOR EACH ROW EXECUTE FUNCTION public.budget_definitions_cache_insert();
 

@@ -87,6 +87,13 @@ describe('Reports: anomalies', () => {
     expect(again.flatMap((outcome) => outcome.recorded)).toEqual([]);
     const rows = await t.sql(`SELECT count(*)::int AS n FROM budget_anomalies WHERE budget_id = $1`, [budget.id]);
     expect(rows).toEqual([{ n: 1 }]);
+    // The spike's event (SPEC §13) was written with it, once: budget.anomaly.detected in the outbox.
+    const events = await t.sql(
+      `SELECT type, data->'anomaly'->>'score' AS score, data->'budget'->>'id' AS budget FROM notification_events
+       WHERE budget_id = $1`,
+      [budget.id],
+    );
+    expect(events).toEqual([{ type: 'budget.anomaly.detected', score: '90', budget: budget.id }]);
 
     const list = await t.request('GET', `/api/v1/budgets/${budget.id}/anomalies`, undefined, { 'x-api-key': t.keys.viewer });
     expect(list.status).toBe(200);

@@ -12,6 +12,7 @@ import { UsageRowsForBudget1764303500000 } from '../../migrations/1764303500000-
 import { Attribution1764304000000 } from '../../migrations/1764304000000-Attribution';
 import { AlertDelivery1764305000000 } from '../../migrations/1764305000000-AlertDelivery';
 import { Reporting1764306000000 } from '../../migrations/1764306000000-Reporting';
+import { AnomalyEvents1764307000000 } from '../../migrations/1764307000000-AnomalyEvents';
 
 /**
  * Migrations are listed as classes so ts-jest, ts-node and dist/ all find them. There are no
@@ -31,6 +32,7 @@ export const MIGRATIONS = [
   Attribution1764304000000,
   AlertDelivery1764305000000,
   Reporting1764306000000,
+  AnomalyEvents1764307000000,
 ];
 
 /**
