@@ -21,7 +21,7 @@ export class CheckConstraintsDto {
   modelId?: string;
 
   /** The request's tags: budgets with a tags filter count (and constrain) only requests carrying them. */
-  @ApiPropertyOptional({ example: ['chat', 'production'], maxItems: 20, items: { type: 'string', minLength: 1, maxLength: 64 } })
+  @ApiPropertyOptional({ type: [String], example: ['chat', 'production'], maxItems: 20, items: { type: 'string', minLength: 1, maxLength: 64 } })
   @IsOptional()
   @IsTagList()
   tags?: string[];

@@ -60,7 +60,7 @@ export class RecordUsageDto {
   customerId?: string | null;
 
   /** Labels of the request (feature, environment, ...): at most 20, each 1–64 characters; a repeated tag counts once. */
-  @ApiPropertyOptional({ example: ['chat', 'production'], maxItems: 20, items: { type: 'string', minLength: 1, maxLength: 64 } })
+  @ApiPropertyOptional({ type: [String], example: ['chat', 'production'], maxItems: 20, items: { type: 'string', minLength: 1, maxLength: 64 } })
   @IsOptional()
   @IsTagList()
   tags?: string[] | null;
