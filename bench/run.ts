@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: builds the service, starts it on a fresh database next to a bare Fastify + pg
  * baseline server, seeds budgets, measures every hot endpoint with autocannon and prints the six
- * target ratios (P1..P6) with their baselines. Writes bench/results.json.
+ * target ratios (P1..P6, P2w: writes while the relay delivers webhooks) with their baselines.
+ * Writes bench/results.json.
  *
  * Env knobs: DATABASE_URL (use that server, in a fresh database bench_<pid>), BENCH_DURATION
  * (seconds per measurement, default 10), BENCH_WARMUP (default 2), BENCH_CONNECTIONS (default 50),
@@ -19,6 +20,7 @@ import autocannon from 'autocannon';
 import { Client } from 'pg';
 import { freePort, startEmbeddedDatabase, type EmbeddedDatabase } from '../src/database/embedded-database';
 import { runMigrations } from '../src/database/migrate';
+import { startWebhookReceiver } from './webhook-receiver';
 
 const ROOT = resolve(__dirname, '..');
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
@@ -45,6 +47,7 @@ const children: ChildProcess[] = [];
 let embedded: EmbeddedDatabase | undefined;
 let tempDir: string | undefined;
 let dropDatabase: (() => Promise<void>) | undefined;
+let closeReceiver: (() => Promise<void>) | undefined;
 let cleaning: Promise<void> | undefined;
 
 async function stopChild(child: ChildProcess): Promise<void> {
@@ -59,6 +62,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
 function cleanup(): Promise<void> {
   cleaning ??= (async () => {
     for (const child of children) await stopChild(child).catch(() => undefined);
+    if (closeReceiver) await closeReceiver().catch(() => undefined);
     if (dropDatabase) await dropDatabase().catch((error) => log(`could not drop the bench database: ${error}`));
     if (embedded) await embedded.stop().catch(() => undefined);
     if (tempDir) rmSync(tempDir, { recursive: true, force: true });
@@ -294,6 +298,8 @@ interface Item {
   base: string;
   spec: Spec;
   perRequest?: number;
+  /** Work around each of the item's measured slices (outside its timing), e.g. a background load. */
+  aroundSlice?: { before(): Promise<void>; after(): Promise<void> };
 }
 
 const percentile = (values: number[], p: number) => {
@@ -357,9 +363,11 @@ async function measureGroup(items: Item[]): Promise<Record<string, Measure>> {
   for (let slice = 0; slice < SLICES; slice++) {
     for (const [index, item] of items.entries()) {
       const st = state[index];
+      await item.aroundSlice?.before();
       const before = cpuSnapshot(serverPids[item.base]);
       const result = await autocannon({ ...options(item, index, true), duration: sliceSeconds });
       const after = cpuSnapshot(serverPids[item.base]);
+      await item.aroundSlice?.after();
       st.ok += result['2xx'];
       st.total += result.requests.total;
       st.errors += result.errors;
@@ -523,7 +531,9 @@ async function main(): Promise<void> {
     postmasterPid = undefined;
   }
 
-  // 3. The service and the baseline server.
+  // 3. The service and the baseline server (and P2w's webhook receiver, whose certificate the service trusts).
+  const receiver = await startWebhookReceiver();
+  closeReceiver = receiver.close;
   const servicePort = await freePort();
   const service = startProcess('service', process.execPath, ['dist/src/main.js'], {
     DATABASE_URL: databaseUrl,
@@ -532,6 +542,10 @@ async function main(): Promise<void> {
     ADMIN_API_KEY: ADMIN_KEY,
     NODE_ENV: 'production',
     LOG_LEVEL: 'warn',
+    // P2w: the relay delivers to a receiver on this machine; production refuses channels without a key.
+    SECRETS_KEY: randomBytes(32).toString('hex'),
+    NOTIFY_ALLOW_PRIVATE_NETWORKS: 'true',
+    NODE_EXTRA_CA_CERTS: receiver.certificateFile,
   });
   const baselinePort = await freePort();
   const baseline = startProcess(
@@ -722,6 +736,16 @@ async function main(): Promise<void> {
   log(`    API median ${median(apiTimes).toFixed(0)} ms, raw SQL median ${median(sqlTimes).toFixed(0)} ms (API count ${summaryCount}, SQL rows ${sqlRows})`);
 
   const usageBody = JSON.stringify({ amount: 0.0123, currency: 'USD', modelId: 'gpt-4o', userId: 'user-1', source: 'gateway' });
+  /** One usage record per request into a budget, each with a fresh idempotency key. */
+  const usageItem = (key: string, name: string, budgetId: string): Item => ({
+    key,
+    name,
+    base,
+    spec: {
+      method: 'POST', path: `/api/v1/budgets/${budgetId}/usage`, body: usageBody,
+      vary: (request) => ({ ...request, headers: { ...request.headers, 'idempotency-key': nextKey() } }),
+    },
+  });
   const batchBody = () =>
     JSON.stringify({
       records: Array.from({ length: BATCH_SIZE }, () => ({
@@ -740,15 +764,7 @@ async function main(): Promise<void> {
           vary: (request) => ({ ...request, headers: { ...request.headers, 'idempotency-key': nextKey() } }),
         },
       },
-      {
-        key: 'usage',
-        name: 'P2 record usage (one record)',
-        base,
-        spec: {
-          method: 'POST', path: `/api/v1/budgets/${writes.id}/usage`, body: usageBody,
-          vary: (request) => ({ ...request, headers: { ...request.headers, 'idempotency-key': nextKey() } }),
-        },
-      },
+      usageItem('usage', 'P2 record usage (one record)', writes.id),
       {
         key: 'batch',
         name: `P3 record usage batch (${BATCH_SIZE} records)`,
@@ -800,6 +816,63 @@ async function main(): Promise<void> {
     ]),
   );
 
+  // P2w (issue 14): the same writes into a budget whose alert rules name a webhook channel, while the
+  // relay delivers to a receiver answering 200. Alerts on a 1e9 limit do not fire, so each measured
+  // slice of P2w starts with a backlog of outbox events (notification_enqueue, as an alert would
+  // write them) sized to keep the relay busy for 1.5 slices at its calibrated rate; after the slice
+  // the backlog is drained so the plain P2 slices that alternate with it run with an idle relay.
+  const channel = await api(base, 'POST', '/api/v1/notification-channels', { name: `bench-hook-${runId}`, type: 'webhook', url: receiver.url });
+  const hooked = await api(base, 'POST', '/api/v1/budgets', {
+    ...budget('bench writes, webhook', 'project', `writes-hooked-${runId}`),
+    alerts: [{ threshold: 80, actions: ['notify'], notificationChannels: [channel.id] }],
+  });
+  const enqueue = (n: number) =>
+    db.query(
+      `SELECT count(notification_enqueue('notification.test', jsonb_build_object('benchmark', true, 'n', g), jsonb_build_array($1::text), $2::uuid))
+       FROM generate_series(1, $3::int) g`,
+      [channel.id, hooked.id, n],
+    );
+  const pendingDeliveries = async () =>
+    (await db.query(`SELECT count(*)::int AS n FROM notification_deliveries WHERE status = 'pending'`)).rows[0].n as number;
+  const waitForOutbox = async (limitMs: number) => {
+    const t0 = Date.now();
+    while ((await pendingDeliveries()) > 0 && Date.now() - t0 < limitMs) await new Promise((done) => setTimeout(done, 50));
+    return Date.now() - t0;
+  };
+  const CALIBRATION_EVENTS = 1_000;
+  await enqueue(CALIBRATION_EVENTS);
+  const calibrationMs = await waitForOutbox(120_000);
+  const relayRate = (CALIBRATION_EVENTS / Math.max(calibrationMs, 1)) * 1000;
+  const backlogPerSlice = Math.min(50_000, Math.ceil(relayRate * Math.max(1, Math.round(DURATION / SLICES)) * 1.5));
+  log(`  relay calibration: ${CALIBRATION_EVENTS} webhook deliveries in ${calibrationMs} ms (${relayRate.toFixed(0)}/s idle); ${backlogPerSlice} queued before each P2w slice`);
+  const delivery = { duringSlices: 0, leftAfterSlices: 0, drainMs: 0, slices: 0, receivedAtSliceStart: 0 };
+  Object.assign(
+    m,
+    await measureGroup([
+      usageItem('usagePlain', 'P2 record usage, budget without channels', writes.id),
+      {
+        ...usageItem('usageHooked', 'P2w record usage, webhook channel on the budget, relay delivering', hooked.id),
+        aroundSlice: {
+          before: async () => {
+            await enqueue(backlogPerSlice);
+            delivery.receivedAtSliceStart = receiver.received();
+          },
+          after: async () => {
+            delivery.duringSlices += receiver.received() - delivery.receivedAtSliceStart;
+            delivery.leftAfterSlices += await pendingDeliveries();
+            delivery.drainMs += await waitForOutbox(120_000);
+            delivery.slices += 1;
+          },
+        },
+      },
+    ]),
+  );
+  const undelivered = (await db.query(`SELECT count(*)::int AS n FROM notification_deliveries WHERE status <> 'delivered'`)).rows[0].n as number;
+  log(
+    `  P2w: ${delivery.duringSlices} webhook deliveries during the ${delivery.slices} measured slices; ${delivery.leftAfterSlices} still queued at their ends ` +
+      `(drained in ${(delivery.drainMs / 1000).toFixed(1)}s); ${undelivered} deliveries not delivered at the end`,
+  );
+
   // History, first page of the 1M-row budget: sequential (one request at a time, like P5). Under 50
   // connections it only ever answers 503 (pool exhausted by ~1 s statements, see docs) and leaves
   // a minute of backlog in PostgreSQL, so it is probed, not loaded.
@@ -816,10 +889,10 @@ async function main(): Promise<void> {
   const rss = peakRss(service.pid);
   const check = await db.query(
     `SELECT budget_id, usage_count, current_amount::text FROM budget_status_cache WHERE budget_id = ANY ($1::uuid[])`,
-    [[writes.id, batches.id, ...spread.map((b) => b.id)]],
+    [[writes.id, hooked.id, batches.id, ...spread.map((b) => b.id)]],
   );
   const ledger = await db.query(`SELECT budget_id, count(*)::int AS n FROM budget_usage_records WHERE budget_id = ANY ($1::uuid[]) GROUP BY 1`, [
-    [writes.id, batches.id, ...spread.map((b) => b.id)],
+    [writes.id, hooked.id, batches.id, ...spread.map((b) => b.id)],
   ]);
   const byBudget = new Map(ledger.rows.map((row) => [row.budget_id, row.n]));
   const cacheMismatches = check.rows.filter((row) => Number(row.usage_count) !== (byBudget.get(row.budget_id) ?? 0));
@@ -831,6 +904,7 @@ async function main(): Promise<void> {
   const targets = [
     { id: 'P1', what: 'check-constraints req/s ÷ baseline read req/s', value: ratio(m.check.reqPerSec, m.baselineRead.reqPerSec), target: '≥ 0.7', ok: (v: number) => v >= 0.7, baseline: `${m.baselineRead.reqPerSec.toFixed(0)} req/s` },
     { id: 'P2', what: 'record usage req/s ÷ baseline durable write req/s', value: ratio(m.usage.reqPerSec, m.baselineWrite.reqPerSec), target: '≥ 0.7', ok: (v: number) => v >= 0.7, baseline: `${m.baselineWrite.reqPerSec.toFixed(0)} req/s` },
+    { id: 'P2w', what: 'record usage req/s, webhook channel + relay delivering ÷ without channels (same group)', value: ratio(m.usageHooked.reqPerSec, m.usagePlain.reqPerSec), target: '≥ 0.9', ok: (v: number) => v >= 0.9, baseline: `${m.usagePlain.reqPerSec.toFixed(0)} req/s` },
     { id: 'P3', what: `batch records/s ÷ single-record req/s`, value: ratio(m.batch.recordsPerSec ?? 0, m.usage.reqPerSec), target: '≥ 10', ok: (v: number) => v >= 10, baseline: `${m.usage.reqPerSec.toFixed(0)} req/s` },
     { id: 'P4', what: 'status p50, 1M rows ÷ 1k rows (interleaved run)', value: ratio(p4[1].p50, p4[0].p50), target: '≤ 1.2', ok: (v: number) => v <= 1.2, baseline: `${p4[0].p50.toFixed(1)} ms` },
     { id: 'P5', what: `summary over ${BIG_ROWS.toLocaleString('en-US')} rows, API median ÷ raw SQL median`, value: ratio(median(apiTimes), median(sqlTimes)), target: '≤ 1.5', ok: (v: number) => v <= 1.5, baseline: `${median(sqlTimes).toFixed(0)} ms` },
@@ -891,6 +965,7 @@ async function main(): Promise<void> {
     status: statusCounts,
     peakRss: rss,
     seed: { ...bulk, seconds: loadSeconds },
+    webhookDelivery: { ...delivery, relayCalibrationPerSecond: relayRate, backlogPerSlice, undelivered },
     writeCheck: { cache: check.rows, ledger: ledger.rows, mismatches: cacheMismatches },
     p4Interleaved: p4,
     serviceLogRepeats: Object.fromEntries([...repeatedLines].map(([name, seen]) => [name, Object.fromEntries(seen)])),
