@@ -217,6 +217,17 @@ describe('alert delivery', () => {
       expect(receiver.received).toHaveLength(3);
     });
 
+    it('deliveries to one receiver reuse kept-alive connections (one TLS handshake per connection, not per delivery)', async () => {
+      const channel = await webhookChannel();
+      const connectionsBefore = receiver.connections;
+      for (let round = 0; round < 3; round++) {
+        for (let i = 0; i < 4; i++) await fireAlert([channel.id]);
+        await relay.deliverDue();
+      }
+      expect(receiver.received).toHaveLength(12);
+      expect(receiver.connections - connectionsBefore).toBeLessThanOrEqual(4);
+    });
+
     it('after a rotation both secrets sign for the overlap; the new secret is only in the answer', async () => {
       const channel = await webhookChannel();
       const rotated = await t.request('POST', `/api/v1/notification-channels/${channel.id}/rotate-secret`);

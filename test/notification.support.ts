@@ -41,7 +41,11 @@ export class Receiver {
   /** Requests in progress per webhook-id, and the most ever seen at once for one id. */
   private readonly inFlight = new Map<string, number>();
   maxConcurrentPerId = 0;
-  private constructor(private readonly server: http.Server, readonly url: string) {}
+  /** TCP connections accepted so far (keep-alive reuse shows as fewer connections than requests). */
+  connections = 0;
+  private constructor(private readonly server: http.Server, readonly url: string) {
+    server.on('connection', () => (this.connections += 1));
+  }
 
   static async start(): Promise<Receiver> {
     const server = http.createServer();
