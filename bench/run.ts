@@ -840,9 +840,22 @@ async function main(): Promise<void> {
     return Date.now() - t0;
   };
   const CALIBRATION_EVENTS = 1_000;
+  const cpuBefore = cpuSnapshot(service.pid);
   await enqueue(CALIBRATION_EVENTS);
   const calibrationMs = await waitForOutbox(120_000);
+  const cpuAfter = cpuSnapshot(service.pid);
   const relayRate = (CALIBRATION_EVENTS / Math.max(calibrationMs, 1)) * 1000;
+  // CPU per delivery (service, PostgreSQL, and this process, which also runs the receiver): unlike
+  // the rate, it hardly depends on what else the machine is doing.
+  const relayCpu = {
+    serverMsPerDelivery: (cpuAfter.server - cpuBefore.server) / CALIBRATION_EVENTS,
+    postgresMsPerDelivery: postgresDelta(cpuBefore.postgres, cpuAfter.postgres) / CALIBRATION_EVENTS,
+    receiverAndBenchMsPerDelivery: (cpuAfter.self - cpuBefore.self) / CALIBRATION_EVENTS,
+  };
+  log(
+    `  relay CPU per delivery: service ${relayCpu.serverMsPerDelivery.toFixed(2)} ms, PostgreSQL ${relayCpu.postgresMsPerDelivery.toFixed(2)} ms, ` +
+      `receiver (in this process) ${relayCpu.receiverAndBenchMsPerDelivery.toFixed(2)} ms`,
+  );
   const backlogPerSlice = Math.min(50_000, Math.ceil(relayRate * Math.max(1, Math.round(DURATION / SLICES)) * 1.5));
   log(`  relay calibration: ${CALIBRATION_EVENTS} webhook deliveries in ${calibrationMs} ms (${relayRate.toFixed(0)}/s idle); ${backlogPerSlice} queued before each P2w slice`);
   const delivery = { duringSlices: 0, leftAfterSlices: 0, drainMs: 0, slices: 0, receivedAtSliceStart: 0 };
@@ -854,7 +867,11 @@ async function main(): Promise<void> {
         ...usageItem('usageHooked', 'P2w record usage, webhook channel on the budget, relay delivering', hooked.id),
         aroundSlice: {
           before: async () => {
+            const received = receiver.received();
             await enqueue(backlogPerSlice);
+            // The relay polls once a second: start the slice once it is delivering, not before.
+            const t0 = Date.now();
+            while (receiver.received() === received && Date.now() - t0 < 5_000) await new Promise((done) => setTimeout(done, 10));
             delivery.receivedAtSliceStart = receiver.received();
           },
           after: async () => {
@@ -965,7 +982,7 @@ async function main(): Promise<void> {
     status: statusCounts,
     peakRss: rss,
     seed: { ...bulk, seconds: loadSeconds },
-    webhookDelivery: { ...delivery, relayCalibrationPerSecond: relayRate, backlogPerSlice, undelivered },
+    webhookDelivery: { ...delivery, relayCalibrationPerSecond: relayRate, relayCpu, backlogPerSlice, undelivered },
     writeCheck: { cache: check.rows, ledger: ledger.rows, mismatches: cacheMismatches },
     p4Interleaved: p4,
     serviceLogRepeats: Object.fromEntries([...repeatedLines].map(([name, seen]) => [name, Object.fromEntries(seen)])),
