@@ -1,8 +1,8 @@
 /**
  * `npm run bench`: builds the service, starts it on a fresh database next to a bare Fastify + pg
  * baseline server, seeds budgets, measures every hot endpoint with autocannon and prints the six
- * target ratios (P1..P6, P2w: writes while the relay delivers webhooks) with their baselines.
- * Writes bench/results.json.
+ * target ratios (P1..P6; P1t and P2t for token-priced checks and writes; P2w, writes while the
+ * relay delivers webhooks) with their baselines. Writes bench/results.json.
  *
  * Env knobs: DATABASE_URL (use that server, in a fresh database bench_<pid>), BENCH_DURATION
  * (seconds per measurement, default 10), BENCH_WARMUP (default 2), BENCH_CONNECTIONS (default 50),
@@ -587,6 +587,8 @@ async function main(): Promise<void> {
   await api(base, 'POST', '/api/v1/budgets', { ...budget('bench gpt-4o project', 'project', `project-${runId}`), filter: { models: ['gpt-4o*'] } });
   await api(base, 'POST', '/api/v1/budgets', budget('bench customer', 'customer', `customer-${runId}`));
   const writes = await api(base, 'POST', '/api/v1/budgets', budget('bench writes', 'project', `writes-${runId}`));
+  // P2t's twin of `writes`: the same writes priced from tokens (SPEC §14).
+  const tokenWrites = await api(base, 'POST', '/api/v1/budgets', budget('bench token writes', 'project', `token-writes-${runId}`));
   const batches = await api(base, 'POST', '/api/v1/budgets', budget('bench batches', 'project', `batches-${runId}`));
   const small = await api(base, 'POST', '/api/v1/budgets', budget('bench 1k rows', 'project', `small-${runId}`));
   const big = await api(base, 'POST', '/api/v1/budgets', budget('bench 1M rows', 'project', `big-${runId}`));
@@ -671,6 +673,8 @@ async function main(): Promise<void> {
   log(`[${elapsed()}] measuring`);
   const m: Record<string, Measure> = {};
   const checkBody = JSON.stringify({ estimatedCost: 0.05, modelId: 'gpt-4o' });
+  // P1t: the same check estimating tokens of gpt-4o, priced from the catalog (2000 in + 500 out ≈ 0.01 USD).
+  const checkTokensBody = JSON.stringify({ estimatedInputTokens: 2000, estimatedOutputTokens: 500, modelId: 'gpt-4o' });
   const integrationBody = JSON.stringify({
     organizationId: `org-${runId}`, teamId: `team-${runId}`, userId: `user-${runId}`, estimatedCost: 0.05, currency: 'USD', modelId: 'gpt-4o',
   });
@@ -683,6 +687,7 @@ async function main(): Promise<void> {
     await measureGroup([
       { key: 'baselineRead', name: 'baseline read (1 row by PK)', base: baselineBase, spec: { method: 'GET', path: `/read/${single.id}`, headers: {} } },
       { key: 'check', name: 'P1 check-constraints (one budget)', base, spec: { method: 'POST', path: `/api/v1/budgets/${single.id}/check-constraints`, body: checkBody } },
+      { key: 'checkTokens', name: 'P1t check-constraints with estimated tokens (one budget)', base, spec: { method: 'POST', path: `/api/v1/budgets/${single.id}/check-constraints`, body: checkTokensBody } },
       { key: 'checkLeaf', name: 'check-constraints on the user leaf (3 budgets)', base, spec: { method: 'POST', path: `/api/v1/budgets/${user.id}/check-constraints`, body: checkBody } },
       { key: 'integrationCheck', name: 'P6 integration check (3 scopes)', base, spec: { method: 'POST', path: '/api/v1/integration/check-constraints', body: integrationBody } },
       { key: 'integrationCheck5', name: 'P6b integration check (5 scopes, a gpt-4o* project budget)', base, spec: { method: 'POST', path: '/api/v1/integration/check-constraints', body: integration5Body } },
@@ -736,13 +741,14 @@ async function main(): Promise<void> {
   log(`    API median ${median(apiTimes).toFixed(0)} ms, raw SQL median ${median(sqlTimes).toFixed(0)} ms (API count ${summaryCount}, SQL rows ${sqlRows})`);
 
   const usageBody = JSON.stringify({ amount: 0.0123, currency: 'USD', modelId: 'gpt-4o', userId: 'user-1', source: 'gateway' });
+  const usageTokensBody = JSON.stringify({ inputTokens: 2000, outputTokens: 500, currency: 'USD', modelId: 'gpt-4o', userId: 'user-1', source: 'gateway' });
   /** One usage record per request into a budget, each with a fresh idempotency key. */
-  const usageItem = (key: string, name: string, budgetId: string): Item => ({
+  const usageItem = (key: string, name: string, budgetId: string, body = usageBody): Item => ({
     key,
     name,
     base,
     spec: {
-      method: 'POST', path: `/api/v1/budgets/${budgetId}/usage`, body: usageBody,
+      method: 'POST', path: `/api/v1/budgets/${budgetId}/usage`, body,
       vary: (request) => ({ ...request, headers: { ...request.headers, 'idempotency-key': nextKey() } }),
     },
   });
@@ -765,6 +771,7 @@ async function main(): Promise<void> {
         },
       },
       usageItem('usage', 'P2 record usage (one record)', writes.id),
+      usageItem('usageTokens', 'P2t record usage priced from tokens (one record)', tokenWrites.id, usageTokensBody),
       {
         key: 'batch',
         name: `P3 record usage batch (${BATCH_SIZE} records)`,
@@ -906,10 +913,10 @@ async function main(): Promise<void> {
   const rss = peakRss(service.pid);
   const check = await db.query(
     `SELECT budget_id, usage_count, current_amount::text FROM budget_status_cache WHERE budget_id = ANY ($1::uuid[])`,
-    [[writes.id, hooked.id, batches.id, ...spread.map((b) => b.id)]],
+    [[writes.id, tokenWrites.id, hooked.id, batches.id, ...spread.map((b) => b.id)]],
   );
   const ledger = await db.query(`SELECT budget_id, count(*)::int AS n FROM budget_usage_records WHERE budget_id = ANY ($1::uuid[]) GROUP BY 1`, [
-    [writes.id, hooked.id, batches.id, ...spread.map((b) => b.id)],
+    [writes.id, tokenWrites.id, hooked.id, batches.id, ...spread.map((b) => b.id)],
   ]);
   const byBudget = new Map(ledger.rows.map((row) => [row.budget_id, row.n]));
   const cacheMismatches = check.rows.filter((row) => Number(row.usage_count) !== (byBudget.get(row.budget_id) ?? 0));
@@ -920,6 +927,8 @@ async function main(): Promise<void> {
   const ratio = (a: number, b: number) => (b ? a / b : NaN);
   const targets = [
     { id: 'P1', what: 'check-constraints req/s ÷ baseline read req/s', value: ratio(m.check.reqPerSec, m.baselineRead.reqPerSec), target: '≥ 0.7', ok: (v: number) => v >= 0.7, baseline: `${m.baselineRead.reqPerSec.toFixed(0)} req/s` },
+    { id: 'P1t', what: 'check with estimated tokens req/s ÷ check with estimatedCost req/s (same budget)', value: ratio(m.checkTokens.reqPerSec, m.check.reqPerSec), target: '≥ 0.9', ok: (v: number) => v >= 0.9, baseline: `${m.check.reqPerSec.toFixed(0)} req/s` },
+    { id: 'P2t', what: 'token-priced usage writes req/s ÷ amount-priced writes req/s', value: ratio(m.usageTokens.reqPerSec, m.usage.reqPerSec), target: '≥ 0.9', ok: (v: number) => v >= 0.9, baseline: `${m.usage.reqPerSec.toFixed(0)} req/s` },
     { id: 'P2', what: 'record usage req/s ÷ baseline durable write req/s', value: ratio(m.usage.reqPerSec, m.baselineWrite.reqPerSec), target: '≥ 0.7', ok: (v: number) => v >= 0.7, baseline: `${m.baselineWrite.reqPerSec.toFixed(0)} req/s` },
     { id: 'P2w', what: 'record usage req/s, webhook channel + relay delivering ÷ without channels (same group)', value: ratio(m.usageHooked.reqPerSec, m.usagePlain.reqPerSec), target: '≥ 0.9', ok: (v: number) => v >= 0.9, baseline: `${m.usagePlain.reqPerSec.toFixed(0)} req/s` },
     { id: 'P3', what: `batch records/s ÷ single-record req/s`, value: ratio(m.batch.recordsPerSec ?? 0, m.usage.reqPerSec), target: '≥ 10', ok: (v: number) => v >= 10, baseline: `${m.usage.reqPerSec.toFixed(0)} req/s` },

@@ -208,17 +208,29 @@ CREATE TABLE public.budget_usage_records (
   customer_id character varying(200),
   tags text[],
   matched_budget_ids uuid[],
+  provider text,
+  input_tokens integer,
+  output_tokens integer,
+  cached_input_tokens integer,
+  price_id uuid,
   CONSTRAINT budget_usage_records_pkey PRIMARY KEY (id),
   CONSTRAINT budget_usage_records_idempotency_key UNIQUE (budget_id, idempotency_key),
   CONSTRAINT budget_usage_records_budget_id_fkey FOREIGN KEY (budget_id) REFERENCES public.budget_definitions(id),
   CONSTRAINT budget_usage_records_amount_check CHECK (amount >= 0::numeric AND amount <= '10000000000000'::bigint::numeric),
+  CONSTRAINT budget_usage_records_cached_input_tokens_check CHECK (cached_input_tokens >= 0 AND cached_input_tokens <= 1000000000),
   CONSTRAINT budget_usage_records_currency_check CHECK (currency ~ '^[A-Z]{3}$'::text),
+  CONSTRAINT budget_usage_records_input_tokens_check CHECK (input_tokens >= 0 AND input_tokens <= 1000000000),
   CONSTRAINT budget_usage_records_matched_check CHECK (matched_budget_ids IS NULL OR matched_budget_ids[1] = budget_id),
   CONSTRAINT budget_usage_records_metadata_check CHECK (metadata IS NULL OR jsonb_typeof(metadata) = 'object'::text),
-  CONSTRAINT budget_usage_records_tags_check CHECK (tags IS NULL OR public.budget_tags_valid(tags))
+  CONSTRAINT budget_usage_records_output_tokens_check CHECK (output_tokens >= 0 AND output_tokens <= 1000000000),
+  CONSTRAINT budget_usage_records_provider_check CHECK (provider ~ '^[a-z0-9][a-z0-9._-]{0,63}$'::text),
+  CONSTRAINT budget_usage_records_tags_check CHECK (tags IS NULL OR public.budget_tags_valid(tags)),
+  CONSTRAINT budget_usage_records_tokens_check CHECK ((input_tokens IS NULL) = (output_tokens IS NULL) AND (cached_input_tokens IS NULL OR input_tokens IS NOT NULL) AND (price_id IS NULL OR input_tokens IS NOT NULL))
 );
 
 COMMENT ON COLUMN public.budget_usage_records.matched_budget_ids IS 'The budgets an integration usage matched, in lock order, budget_id first; NULL for a single-budget write (it matched budget_id).';
+
+COMMENT ON COLUMN public.budget_usage_records.price_id IS 'The model_prices version the amount was computed from (token-priced usage); NULL when the client gave the amount.';
 
 CREATE TABLE public.model_prices (
   id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -1211,6 +1223,86 @@ AS $function$
         WHERE v.effective_to IS NULL OR v.effective_to > p_at
       $function$;
 
+CREATE OR REPLACE FUNCTION public.model_price_choose(p_provider text, p_model_id text, p_at timestamp with time zone, p_maker text, p_alias_provider text, p_alias_model_id text)
+ RETURNS public.model_price_choice
+ LANGUAGE plpgsql
+ STABLE
+AS $function$
+      DECLARE
+        found     model_prices;
+        candidate model_prices;
+        listed    text[] := '{}';
+      BEGIN
+        IF p_provider IS NOT NULL THEN
+          SELECT * INTO found FROM model_price_at(p_provider, p_model_id, p_at);
+        ELSE
+          FOR candidate IN
+            SELECT v.* FROM (SELECT DISTINCT ON (p.provider) p.*
+                             FROM model_prices p
+                             WHERE p.model_id = p_model_id AND p.effective_from <= p_at
+                             ORDER BY p.provider, p.effective_from DESC) v
+            WHERE v.effective_to IS NULL OR v.effective_to > p_at
+            ORDER BY v.provider
+          LOOP
+            listed := listed || candidate.provider;
+            IF cardinality(listed) = 1 OR candidate.provider = p_maker THEN
+              found := candidate;
+            END IF;
+          END LOOP;
+          IF cardinality(listed) > 1 AND found.provider IS DISTINCT FROM p_maker THEN
+            RETURN ROW(NULL, NULL, NULL, NULL, NULL, 'PROVIDER_REQUIRED', listed)::model_price_choice;
+          END IF;
+        END IF;
+        IF found.id IS NULL AND p_alias_model_id IS NOT NULL THEN
+          SELECT * INTO found FROM model_price_at(p_alias_provider, p_alias_model_id, p_at);
+        END IF;
+        IF found.id IS NULL THEN
+          RETURN ROW(NULL, NULL, NULL, NULL, NULL, 'PRICE_NOT_FOUND', NULL)::model_price_choice;
+        END IF;
+        RETURN ROW(found.id, found.provider, found.input_per_mtok, found.output_per_mtok, found.cached_input_per_mtok,
+                   NULL, NULL)::model_price_choice;
+      END
+      $function$;
+
+CREATE OR REPLACE FUNCTION public.model_price_cost(p_choice public.model_price_choice, p_input integer, p_output integer, p_cached integer)
+ RETURNS numeric
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$
+        -- × 0.000001, not ÷ 10^6: a NUMERIC product is exact, a quotient is rounded to a scale of its own.
+        SELECT round((p_input::numeric * p_choice.input_per_mtok
+                      + coalesce(p_cached, 0)::numeric * coalesce(p_choice.cached_input_per_mtok, p_choice.input_per_mtok)
+                      + p_output::numeric * p_choice.output_per_mtok) * 0.000001, 10)
+      $function$;
+
+CREATE OR REPLACE FUNCTION public.model_price_refusal(p_choice public.model_price_choice, p_model_id text, p_provider text, p_at timestamp with time zone)
+ RETURNS text
+ LANGUAGE sql
+ STABLE
+AS $function$
+        SELECT CASE p_choice.error_code
+          WHEN 'PROVIDER_REQUIRED' THEN
+            format('Model "%s" is priced by several providers (%s); name one in provider.',
+                   p_model_id, array_to_string(p_choice.providers, ', '))
+          WHEN 'PRICE_NOT_FOUND' THEN
+            format('The price catalog has no price for model "%s"%s at %s.', p_model_id,
+                   CASE WHEN p_provider IS NOT NULL THEN format(' of provider "%s"', p_provider) ELSE '' END,
+                   to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')) END
+      $function$;
+
+CREATE OR REPLACE FUNCTION public.model_price_refuse(p_choice public.model_price_choice, p_model_id text, p_provider text, p_at timestamp with time zone)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+      BEGIN
+        IF p_choice.error_code IS NOT NULL THEN
+          RAISE EXCEPTION USING ERRCODE = 'RB422', MESSAGE = p_choice.error_code,
+            COLUMN = CASE p_choice.error_code WHEN 'PROVIDER_REQUIRED' THEN 'provider' ELSE 'modelId' END,
+            DETAIL = model_price_refusal(p_choice, p_model_id, p_provider, p_at);
+        END IF;
+      END
+      $function$;
+
 CREATE OR REPLACE FUNCTION public.notification_alert_outbox()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -1338,8 +1430,8 @@ AS $function$
       END
       $function$;
 
-CREATE OR REPLACE FUNCTION public.record_integration_usage(p_scope_types text[], p_scope_ids text[], p_amount numeric, p_currency text, p_source text, p_description text, p_model_id text, p_user_id text, p_team_id text, p_project_id text, p_customer_id text, p_tags text[], p_request_id text, p_request_hash text, p_metadata jsonb, p_occurred_at timestamp with time zone, p_reservation_id uuid)
- RETURNS TABLE(replayed boolean, id uuid, budget_id uuid, amount numeric, currency text, source text, description text, model_id text, user_id text, team_id text, project_id text, customer_id text, tags text[], request_id text, idempotency_key text, reservation_id uuid, metadata jsonb, occurred_at timestamp with time zone, recorded_at timestamp with time zone, matched_budget_ids uuid[], fired_alerts jsonb)
+CREATE OR REPLACE FUNCTION public.record_integration_usage(p_scope_types text[], p_scope_ids text[], p_amount numeric, p_currency text, p_source text, p_description text, p_model_id text, p_user_id text, p_team_id text, p_project_id text, p_customer_id text, p_tags text[], p_request_id text, p_request_hash text, p_metadata jsonb, p_occurred_at timestamp with time zone, p_reservation_id uuid, p_provider text DEFAULT NULL::text, p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer, p_cached_input_tokens integer DEFAULT NULL::integer, p_price_maker text DEFAULT NULL::text, p_price_alias_provider text DEFAULT NULL::text, p_price_alias_model_id text DEFAULT NULL::text)
+ RETURNS TABLE(replayed boolean, id uuid, budget_id uuid, amount numeric, currency text, source text, description text, model_id text, user_id text, team_id text, project_id text, customer_id text, tags text[], request_id text, idempotency_key text, reservation_id uuid, metadata jsonb, occurred_at timestamp with time zone, recorded_at timestamp with time zone, matched_budget_ids uuid[], provider text, input_tokens integer, output_tokens integer, cached_input_tokens integer, price_id uuid, fired_alerts jsonb)
  LANGUAGE plpgsql
 AS $function$
       #variable_conflict use_column
@@ -1352,13 +1444,23 @@ AS $function$
         new_id   uuid := gen_random_uuid();
         rec      budget_usage_records;
         fired    jsonb;
+        choice   model_price_choice;
+        amount_used numeric := p_amount;
       BEGIN
-        IF p_amount IS NULL OR p_amount < 0 OR p_amount > 10000000000000 OR p_amount <> round(p_amount, 10) THEN
+
+        IF p_amount IS NULL AND p_input_tokens IS NOT NULL THEN
+          choice := model_price_choose(p_provider, p_model_id, at_time, p_price_maker, p_price_alias_provider,
+                                       p_price_alias_model_id);
+          amount_used := model_price_cost(choice, p_input_tokens, p_output_tokens, p_cached_input_tokens);
+        END IF;
+        IF (amount_used IS NULL AND p_input_tokens IS NULL) OR amount_used < 0 OR amount_used > 10000000000000
+           OR amount_used <> round(amount_used, 10) THEN
           RAISE EXCEPTION USING ERRCODE = 'RB400', MESSAGE = 'INVALID_AMOUNT',
             DETAIL = 'A usage amount is a decimal from 0 to 1e13 with at most 10 fractional digits.';
         END IF;
         SELECT q.* INTO earlier FROM budget_integration_requests q WHERE q.request_id = p_request_id;
         IF NOT FOUND THEN
+          PERFORM model_price_refuse(choice, p_model_id, p_provider, at_time);
           -- The live scope budgets active at occurred_at whose filter accepts the request, in the
           -- global lock order (root, depth descending, id).
           seeds := ARRAY(
@@ -1402,7 +1504,8 @@ AS $function$
   u.id, u.budget_id, u.amount, u.currency::text, u.source::text, u.description::text,
   u.model_id::text, u.user_id::text, u.team_id::text, u.project_id::text, u.customer_id::text,
   u.tags, u.request_id::text, u.idempotency_key::text, u.reservation_id, u.metadata,
-  u.occurred_at, u.recorded_at, u.matched_budget_ids, '[]'::jsonb
+  u.occurred_at, u.recorded_at, u.matched_budget_ids, u.provider, u.input_tokens, u.output_tokens,
+  u.cached_input_tokens, u.price_id, '[]'::jsonb
           FROM budget_usage_records u WHERE u.id = ANY (earlier.usage_ids)
           ORDER BY array_position(earlier.usage_ids, u.id);
           RETURN;
@@ -1419,10 +1522,11 @@ AS $function$
         -- The ledger trigger counts it on every matched budget's chain and writes the attribution rows.
         INSERT INTO budget_usage_records AS u (id, budget_id, amount, currency, source, description, model_id,
           user_id, team_id, project_id, customer_id, tags, request_id, request_hash, reservation_id, metadata,
-          occurred_at, matched_budget_ids)
-        VALUES (new_id, matched[1], p_amount, p_currency, coalesce(p_source, 'relaycore'), p_description, p_model_id,
+          occurred_at, matched_budget_ids, provider, input_tokens, output_tokens, cached_input_tokens, price_id)
+        VALUES (new_id, matched[1], amount_used, p_currency, coalesce(p_source, 'relaycore'), p_description, p_model_id,
           p_user_id, p_team_id, p_project_id, p_customer_id, p_tags, p_request_id, p_request_hash, p_reservation_id,
-          p_metadata, at_time, matched)
+          p_metadata, at_time, matched, coalesce(choice.provider, p_provider), p_input_tokens, p_output_tokens,
+          p_cached_input_tokens, choice.price_id)
         RETURNING u.* INTO rec;
         IF p_reservation_id IS NOT NULL THEN
           PERFORM close_reservation(p_reservation_id, 'settled');
@@ -1439,12 +1543,13 @@ AS $function$
   rec.id, rec.budget_id, rec.amount, rec.currency::text, rec.source::text, rec.description::text,
   rec.model_id::text, rec.user_id::text, rec.team_id::text, rec.project_id::text, rec.customer_id::text,
   rec.tags, rec.request_id::text, rec.idempotency_key::text, rec.reservation_id, rec.metadata,
-  rec.occurred_at, rec.recorded_at, rec.matched_budget_ids, fired;
+  rec.occurred_at, rec.recorded_at, rec.matched_budget_ids, rec.provider, rec.input_tokens, rec.output_tokens,
+  rec.cached_input_tokens, rec.price_id, fired;
       END
       $function$;
 
-CREATE OR REPLACE FUNCTION public.record_usage(p_budget_id uuid, p_amount numeric, p_currency text, p_source text DEFAULT NULL::text, p_description text DEFAULT NULL::text, p_model_id text DEFAULT NULL::text, p_user_id text DEFAULT NULL::text, p_team_id text DEFAULT NULL::text, p_project_id text DEFAULT NULL::text, p_request_id text DEFAULT NULL::text, p_idempotency_key text DEFAULT NULL::text, p_request_hash text DEFAULT NULL::text, p_metadata jsonb DEFAULT NULL::jsonb, p_occurred_at timestamp with time zone DEFAULT NULL::timestamp with time zone, p_reservation_id uuid DEFAULT NULL::uuid, p_customer_id text DEFAULT NULL::text, p_tags text[] DEFAULT NULL::text[])
- RETURNS TABLE(replayed boolean, id uuid, budget_id uuid, amount numeric, currency text, source text, description text, model_id text, user_id text, team_id text, project_id text, customer_id text, tags text[], request_id text, idempotency_key text, reservation_id uuid, metadata jsonb, occurred_at timestamp with time zone, recorded_at timestamp with time zone, matched_budget_ids uuid[], fired_alerts jsonb)
+CREATE OR REPLACE FUNCTION public.record_usage(p_budget_id uuid, p_amount numeric, p_currency text, p_source text DEFAULT NULL::text, p_description text DEFAULT NULL::text, p_model_id text DEFAULT NULL::text, p_user_id text DEFAULT NULL::text, p_team_id text DEFAULT NULL::text, p_project_id text DEFAULT NULL::text, p_request_id text DEFAULT NULL::text, p_idempotency_key text DEFAULT NULL::text, p_request_hash text DEFAULT NULL::text, p_metadata jsonb DEFAULT NULL::jsonb, p_occurred_at timestamp with time zone DEFAULT NULL::timestamp with time zone, p_reservation_id uuid DEFAULT NULL::uuid, p_customer_id text DEFAULT NULL::text, p_tags text[] DEFAULT NULL::text[], p_provider text DEFAULT NULL::text, p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer, p_cached_input_tokens integer DEFAULT NULL::integer, p_price_maker text DEFAULT NULL::text, p_price_alias_provider text DEFAULT NULL::text, p_price_alias_model_id text DEFAULT NULL::text)
+ RETURNS TABLE(replayed boolean, id uuid, budget_id uuid, amount numeric, currency text, source text, description text, model_id text, user_id text, team_id text, project_id text, customer_id text, tags text[], request_id text, idempotency_key text, reservation_id uuid, metadata jsonb, occurred_at timestamp with time zone, recorded_at timestamp with time zone, matched_budget_ids uuid[], provider text, input_tokens integer, output_tokens integer, cached_input_tokens integer, price_id uuid, fired_alerts jsonb)
  LANGUAGE plpgsql
 AS $function$
       #variable_conflict use_column
@@ -1456,6 +1561,8 @@ AS $function$
         was_replay boolean := false;
         fired      jsonb := '[]';
         at_time    timestamptz := coalesce(p_occurred_at, now());
+        choice     model_price_choice;
+        amount_used numeric := p_amount;
       BEGIN
         SELECT d.currency, d.start_date, d.end_date, d.period, d.custom_period_days, d.recurring,
                d.timezone, d.deleted_at, d.filter, c.period_start AS cached_start, c.period_end AS cached_end
@@ -1465,7 +1572,14 @@ AS $function$
           RAISE EXCEPTION USING ERRCODE = 'RB404', MESSAGE = 'BUDGET_NOT_FOUND',
             DETAIL = format('Budget %s does not exist or was deleted.', p_budget_id);
         END IF;
-        IF p_amount IS NULL OR p_amount < 0 OR p_amount > 10000000000000 OR p_amount <> round(p_amount, 10) THEN
+
+        IF p_amount IS NULL AND p_input_tokens IS NOT NULL THEN
+          choice := model_price_choose(p_provider, p_model_id, at_time, p_price_maker, p_price_alias_provider,
+                                       p_price_alias_model_id);
+          amount_used := model_price_cost(choice, p_input_tokens, p_output_tokens, p_cached_input_tokens);
+        END IF;
+        IF (amount_used IS NULL AND p_input_tokens IS NULL) OR amount_used < 0 OR amount_used > 10000000000000
+           OR amount_used <> round(amount_used, 10) THEN
           RAISE EXCEPTION USING ERRCODE = 'RB400', MESSAGE = 'INVALID_AMOUNT',
             DETAIL = 'A usage amount is a decimal from 0 to 1e13 with at most 10 fractional digits.';
         END IF;
@@ -1482,10 +1596,11 @@ AS $function$
                                     b.timezone, at_time);
           in_period := w.active;
         END IF;
-        IF NOT in_period AND NOT (p_idempotency_key IS NOT NULL AND EXISTS (
+        IF (NOT in_period OR amount_used IS NULL) AND NOT (p_idempotency_key IS NOT NULL AND EXISTS (
              SELECT 1 FROM budget_usage_records u
              WHERE u.budget_id = p_budget_id AND u.idempotency_key = p_idempotency_key)) THEN
-          -- (A retry of a recorded request replays below even if its window has closed since.)
+          -- (A retry of a recorded request replays below, whatever its window or the catalog became.)
+          PERFORM model_price_refuse(choice, p_model_id, p_provider, at_time);
           RAISE EXCEPTION USING ERRCODE = 'RB422', MESSAGE = 'OUTSIDE_BUDGET_PERIOD',
             DETAIL = CASE
               WHEN at_time < b.start_date THEN
@@ -1499,13 +1614,14 @@ AS $function$
                           at_time, w.period_start, w.period_end) END;
         END IF;
 
-        IF p_idempotency_key IS NULL OR in_period THEN
+        IF in_period AND amount_used IS NOT NULL THEN
           INSERT INTO budget_usage_records AS u (budget_id, amount, currency, source, description, model_id,
             user_id, team_id, project_id, customer_id, tags, request_id, idempotency_key, request_hash,
-            reservation_id, metadata, occurred_at)
-          VALUES (p_budget_id, p_amount, p_currency, coalesce(p_source, 'api'), p_description, p_model_id,
+            reservation_id, metadata, occurred_at, provider, input_tokens, output_tokens, cached_input_tokens, price_id)
+          VALUES (p_budget_id, amount_used, p_currency, coalesce(p_source, 'api'), p_description, p_model_id,
             p_user_id, p_team_id, p_project_id, p_customer_id, p_tags, p_request_id, p_idempotency_key,
-            p_request_hash, p_reservation_id, p_metadata, at_time)
+            p_request_hash, p_reservation_id, p_metadata, at_time, coalesce(choice.provider, p_provider),
+            p_input_tokens, p_output_tokens, p_cached_input_tokens, choice.price_id)
           ON CONFLICT ON CONSTRAINT budget_usage_records_idempotency_key DO NOTHING
           RETURNING u.* INTO rec;
         END IF;
@@ -1558,12 +1674,13 @@ AS $function$
   rec.id, rec.budget_id, rec.amount, rec.currency::text, rec.source::text, rec.description::text,
   rec.model_id::text, rec.user_id::text, rec.team_id::text, rec.project_id::text, rec.customer_id::text,
   rec.tags, rec.request_id::text, rec.idempotency_key::text, rec.reservation_id, rec.metadata,
-  rec.occurred_at, rec.recorded_at, rec.matched_budget_ids, fired;
+  rec.occurred_at, rec.recorded_at, rec.matched_budget_ids, rec.provider, rec.input_tokens, rec.output_tokens,
+  rec.cached_input_tokens, rec.price_id, fired;
       END
       $function$;
 
 CREATE OR REPLACE FUNCTION public.record_usage_batch(p_budget_id uuid, p_records jsonb)
- RETURNS TABLE(ordinal integer, status integer, error_code text, error_detail text, replayed boolean, id uuid, budget_id uuid, amount numeric, currency text, source text, description text, model_id text, user_id text, team_id text, project_id text, customer_id text, tags text[], request_id text, reservation_id uuid, metadata jsonb, occurred_at timestamp with time zone, recorded_at timestamp with time zone, fired_alerts jsonb)
+ RETURNS TABLE(ordinal integer, status integer, error_code text, error_detail text, replayed boolean, id uuid, budget_id uuid, amount numeric, currency text, source text, description text, model_id text, user_id text, team_id text, project_id text, customer_id text, tags text[], request_id text, reservation_id uuid, metadata jsonb, occurred_at timestamp with time zone, recorded_at timestamp with time zone, provider text, input_tokens integer, output_tokens integer, cached_input_tokens integer, price_id uuid, fired_alerts jsonb)
  LANGUAGE plpgsql
 AS $function$
       #variable_conflict use_column
@@ -1573,6 +1690,7 @@ AS $function$
         node     uuid;
         new_ids  uuid[];
         holds    uuid[];
+        refused  jsonb;
         fired    jsonb;
         cached_start timestamptz;
         cached_end   timestamptz;
@@ -1611,7 +1729,7 @@ AS $function$
         -- of its idempotency key in the batch. A key recorded before is skipped by ON CONFLICT and
         -- answered below.
         
-        WITH raw AS (
+        WITH raw AS MATERIALIZED (
           SELECT (e.ord - 1)::integer AS ordinal, (e.item->>'id')::uuid AS id, e.item->>'currency' AS currency,
                  e.item->>'modelId' AS model_id,
                  CASE WHEN jsonb_typeof(e.item->'tags') = 'array'
@@ -1623,7 +1741,14 @@ AS $function$
                  e.item->>'description' AS description, e.item->>'userId' AS user_id, e.item->>'teamId' AS team_id,
                  e.item->>'projectId' AS project_id, e.item->>'customerId' AS customer_id,
                  e.item->>'requestId' AS request_id, nullif(e.item->'metadata', 'null'::jsonb) AS metadata,
-                 row_number() OVER (PARTITION BY e.item->>'idempotencyKey' ORDER BY e.ord) AS nth
+                 row_number() OVER (PARTITION BY e.item->>'idempotencyKey' ORDER BY e.ord) AS nth,
+                 e.item->>'provider' AS provider, (e.item->>'inputTokens')::integer AS input_tokens,
+                 (e.item->>'outputTokens')::integer AS output_tokens,
+                 (e.item->>'cachedInputTokens')::integer AS cached_input_tokens,
+                 CASE WHEN e.item->>'amount' IS NULL AND e.item->>'inputTokens' IS NOT NULL
+                      THEN model_price_choose(e.item->>'provider', e.item->>'modelId',
+                                              coalesce((e.item->>'occurredAt')::timestamptz, now()), e.item->>'priceMaker',
+                                              e.item->>'priceAliasProvider', e.item->>'priceAliasModelId') END AS choice
           FROM jsonb_array_elements(p_records) WITH ORDINALITY e (item, ord)
         ), items AS (
           -- Usage inside the budget's cached (now current) window needs no period arithmetic.
@@ -1633,23 +1758,29 @@ AS $function$
                  budget_filter_accepts(b.filter, r.model_id, r.tags) AS accepted,
                  r.reservation_id IS NOT NULL AND EXISTS (
                    SELECT 1 FROM budget_reservations x
-                   WHERE x.id = r.reservation_id AND x.budget_ids IS NOT NULL AND NOT x.budget_ids && chain) AS mismatch
+                   WHERE x.id = r.reservation_id AND x.budget_ids IS NOT NULL AND NOT x.budget_ids && chain) AS mismatch,
+                 coalesce(r.amount, model_price_cost(r.choice, r.input_tokens, r.output_tokens, r.cached_input_tokens)) AS amount_used
           FROM raw r
         ), inserted AS (
           INSERT INTO budget_usage_records AS u (id, budget_id, amount, currency, source, description, model_id,
             user_id, team_id, project_id, customer_id, tags, request_id, idempotency_key, request_hash,
-            reservation_id, metadata, occurred_at)
-          SELECT i.id, p_budget_id, i.amount, i.currency, i.source, i.description, i.model_id, i.user_id, i.team_id,
+            reservation_id, metadata, occurred_at, provider, input_tokens, output_tokens, cached_input_tokens, price_id)
+          SELECT i.id, p_budget_id, i.amount_used, i.currency, i.source, i.description, i.model_id, i.user_id, i.team_id,
                  i.project_id, i.customer_id, i.tags, i.request_id, i.idempotency_key, i.request_hash,
-                 i.reservation_id, i.metadata, i.occurred_at
+                 i.reservation_id, i.metadata, i.occurred_at, coalesce((i.choice).provider, i.provider), i.input_tokens,
+                 i.output_tokens, i.cached_input_tokens, (i.choice).price_id
           FROM items i
-          WHERE i.currency = b.currency::text AND i.in_period AND i.accepted AND NOT i.mismatch
+          WHERE i.currency = b.currency::text AND i.in_period AND i.accepted AND NOT i.mismatch AND i.amount_used IS NOT NULL
             AND (i.idempotency_key IS NULL OR i.nth = 1)
           ON CONFLICT ON CONSTRAINT budget_usage_records_idempotency_key DO NOTHING
           RETURNING u.id, u.reservation_id
         )
-        SELECT array_agg(inserted.id), array_agg(DISTINCT inserted.reservation_id) FILTER (WHERE inserted.reservation_id IS NOT NULL)
-          INTO new_ids, holds
+        SELECT array_agg(inserted.id), array_agg(DISTINCT inserted.reservation_id) FILTER (WHERE inserted.reservation_id IS NOT NULL),
+               -- Why the catalog could not price a record, by its ordinal (answered below).
+               (SELECT jsonb_object_agg(i.ordinal, jsonb_build_object('code', (i.choice).error_code,
+                         'detail', model_price_refusal(i.choice, i.model_id, i.provider, i.occurred_at)))
+                FROM items i WHERE (i.choice).error_code IS NOT NULL)
+          INTO new_ids, holds, refused
         FROM inserted;
         new_ids := coalesce(new_ids, '{}');
         -- Settled after the insert, as record_usage does: cache rows first, then reservation rows.
@@ -1691,10 +1822,12 @@ AS $function$
                CASE WHEN i.id = ANY (new_ids) THEN 201
                     WHEN r.id IS NOT NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash THEN 200
                     WHEN r.id IS NOT NULL THEN 409
+                    WHEN refused ? i.ordinal::text THEN 422
                     WHEN i.currency <> b.currency::text OR NOT i.in_period OR NOT i.accepted THEN 422
                     ELSE 409 END,
                CASE WHEN i.id = ANY (new_ids) OR (r.id IS NOT NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash) THEN NULL
                     WHEN r.id IS NOT NULL THEN 'IDEMPOTENCY_KEY_REUSED'
+                    WHEN refused ? i.ordinal::text THEN refused->i.ordinal::text->>'code'
                     WHEN i.currency <> b.currency::text THEN 'CURRENCY_MISMATCH'
                     WHEN NOT i.in_period THEN 'OUTSIDE_BUDGET_PERIOD'
                     WHEN NOT i.accepted THEN 'FILTER_MISMATCH'
@@ -1703,6 +1836,7 @@ AS $function$
                CASE WHEN i.id = ANY (new_ids) OR (r.id IS NOT NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash) THEN NULL
                     WHEN r.id IS NOT NULL THEN
                       format('The idempotency key "%s" was already used on this budget for a different request.', i.idempotency_key)
+                    WHEN refused ? i.ordinal::text THEN refused->i.ordinal::text->>'detail'
                     WHEN i.currency <> b.currency::text THEN
                       format('This budget counts in %s; the usage is in %s.', b.currency, i.currency)
                     WHEN NOT i.in_period THEN format('occurredAt %s is outside every period of this budget.', i.occurred_at)
@@ -1716,7 +1850,8 @@ AS $function$
                NOT (i.id = ANY (new_ids)) AND r.id IS NOT NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash,
                u.id, p_budget_id, u.amount, u.currency::text, u.source::text, u.description::text, u.model_id::text,
                u.user_id::text, u.team_id::text, u.project_id::text, u.customer_id::text, u.tags, u.request_id::text,
-               u.reservation_id, u.metadata, u.occurred_at, u.recorded_at,
+               u.reservation_id, u.metadata, u.occurred_at, u.recorded_at, u.provider, u.input_tokens, u.output_tokens,
+               u.cached_input_tokens, u.price_id,
                CASE WHEN i.ordinal = 0 THEN fired ELSE '[]'::jsonb END
         FROM items i
         LEFT JOIN budget_usage_records r

@@ -89,6 +89,12 @@ describe('Usage ledger and status (HTTP)', () => {
         occurredAt: expect.stringMatching(ISO),
         recordedAt: expect.stringMatching(ISO),
         matchedBudgetIds: [budget.id],
+        // An amount-priced record (SPEC §14): no tokens, no price version.
+        provider: null,
+        inputTokens: null,
+        outputTokens: null,
+        cachedInputTokens: null,
+        priceId: null,
       });
       expect(await rows(budget.id)).toEqual([
         {

@@ -748,9 +748,15 @@ export interface components {
         BatchUsageItemDto: {
             /**
              * @description What the call really cost: a number or decimal string, ≥ 0, ≤ 1e13, at most 10 fractional digits.
+             *     Required unless the usage carries inputTokens and outputTokens.
              * @example 25.5
              */
-            amount: number | string;
+            amount?: number | string;
+            /**
+             * @description Input tokens read from a cache (priced at the cached price, or the input price when none is listed).
+             * @example 0
+             */
+            cachedInputTokens?: number;
             /**
              * @description Must equal the budget's currency.
              * @example USD
@@ -769,6 +775,11 @@ export interface components {
              */
             idempotencyKey?: string;
             /**
+             * @description Input tokens that were not read from a cache.
+             * @example 1200
+             */
+            inputTokens?: number;
+            /**
              * @description Free JSON (≤ 16 KiB). requestId, modelId, userId, teamId and projectId found here are lifted into their fields.
              * @example {
              *       "modelId": "gpt-4",
@@ -780,14 +791,24 @@ export interface components {
             metadata?: {
                 [key: string]: unknown;
             } | null;
-            /** @example gpt-4 */
+            /**
+             * @description The model called; required with tokens (it names the price).
+             * @example gpt-4
+             */
             modelId?: string | null;
             /**
              * Format: date-time
              * @description When the usage happened (default now); may be in the past, at most 5 minutes in the future.
              */
             occurredAt?: string;
+            /** @example 350 */
+            outputTokens?: number;
             projectId?: string | null;
+            /**
+             * @description The catalog provider; without it the model id decides (SPEC §14).
+             * @example openai
+             */
+            provider?: string;
             /**
              * @description The gateway's request id; the idempotency key when no Idempotency-Key header is sent.
              * @example req-789
@@ -954,7 +975,10 @@ export interface components {
             currency: string;
             /** @example 4990 */
             currentAmount: number;
-            /** @example 25 */
+            /**
+             * @description The estimate decided with: estimatedCost, or the estimated tokens' cost from the catalog.
+             * @example 25
+             */
             estimatedCost: number;
             /** @example 5000 */
             limit: number;
@@ -995,6 +1019,11 @@ export interface components {
             suggestedActions: components["schemas"]["SuggestedActionDto"][];
             /** @example gpt-4o-mini */
             suggestedModel?: string;
+            /**
+             * @description With estimated tokens and a suggested model: the tokens priced for it (null when the catalog has no price for it).
+             * @example 0.0012
+             */
+            suggestedModelEstimatedCost?: number | null;
         };
         BudgetFilterDto: {
             /**
@@ -1311,13 +1340,28 @@ export interface components {
             url: string | null;
         };
         CheckConstraintsDto: {
-            /** @example 25 */
-            estimatedCost: number | string;
+            /**
+             * @description Required unless the check carries modelId, estimatedInputTokens and estimatedOutputTokens.
+             * @example 25
+             */
+            estimatedCost?: number | string;
+            /**
+             * @description Input tokens the request is expected to send (not read from a cache).
+             * @example 1200
+             */
+            estimatedInputTokens?: number;
+            /** @example 350 */
+            estimatedOutputTokens?: number;
             /**
              * @description The model the caller intends to use; restrict-models and auto-downgrade act on it.
              * @example gpt-4
              */
             modelId?: string;
+            /**
+             * @description The catalog provider pricing the tokens; without it the model id decides (SPEC §14).
+             * @example openai
+             */
+            provider?: string;
             /**
              * @description How long the hold lives unless settled or released (default 300, max 3600).
              * @default 300
@@ -1602,7 +1646,10 @@ export interface components {
             currency: string;
             /** @example 4990 */
             currentAmount: number;
-            /** @example 25 */
+            /**
+             * @description The estimate decided with: estimatedCost, or the estimated tokens' cost from the catalog.
+             * @example 25
+             */
             estimatedCost: number;
             /** @example 5000 */
             limit: number;
@@ -1647,6 +1694,11 @@ export interface components {
             suggestedActions: components["schemas"]["SuggestedActionDto"][];
             /** @example gpt-4o-mini */
             suggestedModel?: string;
+            /**
+             * @description With estimated tokens and a suggested model: the tokens priced for it (null when the catalog has no price for it).
+             * @example 0.0012
+             */
+            suggestedModelEstimatedCost?: number | null;
         };
         IntegrationBudgetStatusDto: {
             /** Format: uuid */
@@ -1667,8 +1719,18 @@ export interface components {
              * @example cust-42
              */
             customerId?: string;
-            /** @example 25 */
-            estimatedCost: number | string;
+            /**
+             * @description Required unless the check carries modelId, estimatedInputTokens and estimatedOutputTokens.
+             * @example 25
+             */
+            estimatedCost?: number | string;
+            /**
+             * @description Input tokens the request is expected to send (not read from a cache).
+             * @example 1200
+             */
+            estimatedInputTokens?: number;
+            /** @example 350 */
+            estimatedOutputTokens?: number;
             /**
              * @description The model the caller intends to use; restrict-models and auto-downgrade act on it.
              * @example gpt-4
@@ -1678,6 +1740,11 @@ export interface components {
             organizationId?: string;
             /** @example project-chatbot */
             projectId?: string;
+            /**
+             * @description The catalog provider pricing the tokens; without it the model id decides (SPEC §14).
+             * @example openai
+             */
+            provider?: string;
             /**
              * @description How long the hold lives unless settled or released (default 300, max 3600).
              * @default 300
@@ -1726,6 +1793,11 @@ export interface components {
              * @example gpt-4o-mini
              */
             suggestedModel?: string;
+            /**
+             * @description With estimated tokens and a suggested model: the tokens priced for it (null when the catalog has no price for it).
+             * @example 0.0012
+             */
+            suggestedModelEstimatedCost?: number | null;
         };
         IntegrationSummaryDto: {
             budgets: components["schemas"]["IntegrationBudgetStatusDto"][];
@@ -1733,9 +1805,15 @@ export interface components {
         IntegrationUsageDto: {
             /**
              * @description What the call really cost: a number or decimal string, ≥ 0, ≤ 1e13, at most 10 fractional digits.
+             *     Required unless the usage carries inputTokens and outputTokens.
              * @example 25.5
              */
-            amount: number | string;
+            amount?: number | string;
+            /**
+             * @description Input tokens read from a cache (priced at the cached price, or the input price when none is listed).
+             * @example 0
+             */
+            cachedInputTokens?: number;
             /**
              * @description Must equal the budget's currency.
              * @example USD
@@ -1749,6 +1827,11 @@ export interface components {
             /** @example GPT-4 API usage */
             description?: string | null;
             /**
+             * @description Input tokens that were not read from a cache.
+             * @example 1200
+             */
+            inputTokens?: number;
+            /**
              * @description Free JSON (≤ 16 KiB). requestId, modelId, userId, teamId and projectId found here are lifted into their fields.
              * @example {
              *       "modelId": "gpt-4",
@@ -1760,7 +1843,10 @@ export interface components {
             metadata?: {
                 [key: string]: unknown;
             } | null;
-            /** @example gpt-4 */
+            /**
+             * @description The model called; required with tokens (it names the price).
+             * @example gpt-4
+             */
             modelId?: string | null;
             /**
              * Format: date-time
@@ -1769,8 +1855,15 @@ export interface components {
             occurredAt?: string;
             /** @example org-acme */
             organizationId?: string;
+            /** @example 350 */
+            outputTokens?: number;
             /** @example project-chatbot */
             projectId?: string;
+            /**
+             * @description The catalog provider; without it the model id decides (SPEC §14).
+             * @example openai
+             */
+            provider?: string;
             /**
              * @description The gateway's request id: the idempotency key of this usage on every budget.
              * @example req-789
@@ -1951,9 +2044,15 @@ export interface components {
         RecordUsageDto: {
             /**
              * @description What the call really cost: a number or decimal string, ≥ 0, ≤ 1e13, at most 10 fractional digits.
+             *     Required unless the usage carries inputTokens and outputTokens.
              * @example 25.5
              */
-            amount: number | string;
+            amount?: number | string;
+            /**
+             * @description Input tokens read from a cache (priced at the cached price, or the input price when none is listed).
+             * @example 0
+             */
+            cachedInputTokens?: number;
             /**
              * @description Must equal the budget's currency.
              * @example USD
@@ -1967,6 +2066,11 @@ export interface components {
             /** @example GPT-4 API usage */
             description?: string | null;
             /**
+             * @description Input tokens that were not read from a cache.
+             * @example 1200
+             */
+            inputTokens?: number;
+            /**
              * @description Free JSON (≤ 16 KiB). requestId, modelId, userId, teamId and projectId found here are lifted into their fields.
              * @example {
              *       "modelId": "gpt-4",
@@ -1978,14 +2082,24 @@ export interface components {
             metadata?: {
                 [key: string]: unknown;
             } | null;
-            /** @example gpt-4 */
+            /**
+             * @description The model called; required with tokens (it names the price).
+             * @example gpt-4
+             */
             modelId?: string | null;
             /**
              * Format: date-time
              * @description When the usage happened (default now); may be in the past, at most 5 minutes in the future.
              */
             occurredAt?: string;
+            /** @example 350 */
+            outputTokens?: number;
             projectId?: string | null;
+            /**
+             * @description The catalog provider; without it the model id decides (SPEC §14).
+             * @example openai
+             */
+            provider?: string;
             /**
              * @description The gateway's request id; the idempotency key when no Idempotency-Key header is sent.
              * @example req-789
@@ -2175,12 +2289,16 @@ export interface components {
             amount: number;
             /** Format: uuid */
             budgetId: string;
+            /** @example 0 */
+            cachedInputTokens: number | null;
             /** @example USD */
             currency: string;
             customerId: string | null;
             description: string | null;
             /** Format: uuid */
             id: string;
+            /** @example 1200 */
+            inputTokens: number | null;
             /**
              * @description The budgets the request matched (SPEC §12.2): it counts toward each of them and every ancestor
              *     of any of them, each once. A single-budget write matched its budget only.
@@ -2192,7 +2310,19 @@ export interface components {
             modelId: string | null;
             /** Format: date-time */
             occurredAt: string;
+            /** @example 350 */
+            outputTokens: number | null;
+            /**
+             * Format: uuid
+             * @description The price version (GET /prices) the amount was computed from; null when the client gave the amount.
+             */
+            priceId: string | null;
             projectId: string | null;
+            /**
+             * @description The catalog provider whose price was used (token-priced), or as the client named it.
+             * @example openai
+             */
+            provider: string | null;
             /** Format: date-time */
             recordedAt: string;
             requestId: string | null;

@@ -3,7 +3,7 @@ import { OnEvent } from '@nestjs/event-emitter';
 import type { Scope, ScopeType } from '../budget/budget.types';
 import { Clock } from '../common/clock';
 import { DomainError, validationFailed } from '../common/errors/domain-error';
-import { Decimal, toMoneyNumber, toMoneyString } from '../common/money';
+import { toMoneyNumber } from '../common/money';
 import { validateInput } from '../common/validation';
 import { BudgetStatusService } from '../usage/budget-status.service';
 import { BudgetTrackerService } from '../usage/budget-tracker.service';
@@ -11,7 +11,7 @@ import { BUDGET_ALERT_TRIGGERED, type FiredAlert } from '../usage/usage.events';
 import type { BudgetCheckContext } from './constraint-decision';
 import { blockingBudget } from './constraint.mapper';
 import { ConstraintRepository } from './constraint.repository';
-import { ConstraintService } from './constraint.service';
+import { ConstraintService, estimateOf } from './constraint.service';
 import { ReservationService } from './reservation.service';
 import { IntegrationCheckDto, IntegrationScopesDto, IntegrationUsageDto } from './dto/check-constraints.dto';
 import type { IntegrationCheckResponseDto } from './dto/constraint-check-response.dto';
@@ -61,9 +61,8 @@ export class BudgetIntegrationService {
   async checkConstraints(request: IntegrationCheckDto, actor?: string): Promise<IntegrationCheckResponseDto> {
     const dto = await validateInput(IntegrationCheckDto, request);
     const scopes = scopesOf(dto);
-    const estimate = new Decimal(toMoneyString(dto.estimatedCost));
     const traits = { modelId: dto.modelId, tags: dto.tags };
-    const decided = await this.constraints.decide({ scopes }, estimate, traits);
+    const decided = await this.constraints.decide({ scopes }, estimateOf(dto), traits);
     const { contexts, decisions, combined } = decided;
     this.assertCurrency(contexts, dto.currency);
     const answer: IntegrationCheckResponseDto = {
@@ -71,9 +70,10 @@ export class BudgetIntegrationService {
       reason: combined.reason ?? (contexts.length ? undefined : 'No budget applies to these scopes, so nothing constrains this request.'),
       requiresApproval: combined.requiresApproval,
       suggestedModel: combined.suggestedModel,
+      suggestedModelEstimatedCost: decided.suggestedModelEstimatedCost,
       suggestedActions: combined.suggestedActions,
       blockedBy: blockingBudget(combined.blockedBy),
-      estimatedCost: toMoneyNumber(estimate),
+      estimatedCost: toMoneyNumber(decided.estimate),
       currency: dto.currency,
       rule: combined.rule,
       results: decisions.map(({ alertActions: _a, ...decision }, index) => ({
@@ -85,7 +85,7 @@ export class BudgetIntegrationService {
     if (!dto.reserve || !contexts.length) return answer;
     return this.reservations.holdFor(answer, decided, {
       scopes,
-      amount: estimate.toFixed(),
+      amount: decided.estimate.toFixed(),
       currency: dto.currency,
       ttlSeconds: dto.reservationTtlSeconds,
       modelId: combined.suggestedModel ?? dto.modelId,

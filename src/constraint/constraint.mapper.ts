@@ -34,7 +34,10 @@ export function blockingBudget(decision: BudgetDecision | undefined): BlockingBu
 }
 
 /** One budget's answer, with the verdict of the whole chain it belongs to. */
-export function toCheckResponse(own: BudgetDecision, combined: CombinedDecision): BudgetConstraintCheckDto {
+export function toCheckResponse(
+  own: BudgetDecision,
+  { combined, suggestedModelEstimatedCost }: { combined: CombinedDecision; suggestedModelEstimatedCost?: number | null },
+): BudgetConstraintCheckDto {
   const { budgetName: _name, alertActions: _actions, ...figures } = own;
   return {
     ...figures,
@@ -44,6 +47,7 @@ export function toCheckResponse(own: BudgetDecision, combined: CombinedDecision)
     requiresApproval: combined.requiresApproval,
     suggestedActions: combined.suggestedActions,
     suggestedModel: combined.suggestedModel,
+    suggestedModelEstimatedCost,
     blockedBy: blockingBudget(combined.blockedBy),
   };
 }

@@ -1,5 +1,6 @@
 import { Global, Module } from '@nestjs/common';
 import { BudgetModule } from '../budget/budget.module';
+import { PricingModule } from '../pricing/pricing.module';
 import { UsageModule } from '../usage/usage.module';
 import { CONSTRAINT_CHECKER } from '../usage/constraint-checker';
 import { BudgetHierarchyController } from './budget-hierarchy.controller';
@@ -20,7 +21,7 @@ import { ReservationService } from './reservation.service';
  */
 @Global()
 @Module({
-  imports: [BudgetModule, UsageModule],
+  imports: [BudgetModule, UsageModule, PricingModule],
   controllers: [ConstraintController, IntegrationController, ReservationController, BudgetHierarchyController],
   providers: [
     ConstraintService,

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import type { BudgetAlertConfig, ModelPolicy, RequestTraits, Scope, ScopeType } from '../budget/budget.types';
+import type { PriceChoice, PriceLookupHints } from '../pricing/pricing.types';
 import type { ActiveAlertJson } from '../usage/usage.events';
 
 /** Everything a check decides on about one budget, from `budget_check_context`. */
@@ -55,6 +56,30 @@ const ALERT_COLUMNS = `h.id, h.budget_id AS "budgetId", h.alert_id AS "alertId",
   h.notification_channels AS "notificationChannels", h.usage_record_id AS "usageRecordId",
   h.acknowledged_at AS "acknowledgedAt", h.acknowledged_by AS "acknowledgedBy", h.note`;
 
+/** The columns of budget_check_context, as CheckContextRow names them. */
+const CONTEXT_COLUMNS = `
+  budget_id AS "budgetId", name, scope_type AS "scopeType", scope_id AS "scopeId", parent_id AS "parentId",
+  is_seed AS "isSeed", matches, amount::text AS amount, currency, warning_threshold::text AS "warningThreshold",
+  critical_threshold::text AS "criticalThreshold", enforcement, period_start AS "periodStart",
+  period_end AS "periodEnd", active, current_amount::text AS "currentAmount",
+  reserved_amount::text AS "reservedAmount", usage_count::text AS "usageCount", updated_at AS "updatedAt",
+  active_alerts AS "activeAlerts", alert_rules AS "alertRules", model_policy AS "modelPolicy"`;
+
+/** budget_check_context with its seven parameters ($1–$7, contextParams). */
+const CONTEXT_CALL = `budget_check_context($1::uuid[], $2::text[], $3::text[], $4::timestamptz, $5, $6::text[], $7)`;
+
+const contextParams = (budgetIds: string[], scopes: Scope[], at: Date, traits: RequestTraits | null) => [
+  budgetIds, scopes.map((s) => s.type), scopes.map((s) => s.id), at.toISOString(), traits?.modelId ?? null,
+  traits?.tags ?? null, traits !== null,
+];
+
+/** Estimated tokens of a check, priced at the catalog's version for the request's model. */
+export interface EstimatedTokens {
+  provider?: string;
+  inputTokens: number;
+  outputTokens: number;
+}
+
 /** Every statement of constraint checks and alerts; each method is one round trip. */
 @Injectable()
 export class ConstraintRepository {
@@ -65,19 +90,38 @@ export class ConstraintRepository {
    * ancestors, most specific first; `traits` null lists every budget of the scopes (no filters).
    */
   checkContext(budgetIds: string[], scopes: Scope[], at: Date, traits: RequestTraits | null): Promise<CheckContextRow[]> {
-    return this.dataSource.query(
-      `SELECT budget_id AS "budgetId", name, scope_type AS "scopeType", scope_id AS "scopeId", parent_id AS "parentId",
-              is_seed AS "isSeed", matches, amount::text AS amount, currency, warning_threshold::text AS "warningThreshold",
-              critical_threshold::text AS "criticalThreshold", enforcement, period_start AS "periodStart",
-              period_end AS "periodEnd", active, current_amount::text AS "currentAmount",
-              reserved_amount::text AS "reservedAmount", usage_count::text AS "usageCount", updated_at AS "updatedAt",
-              active_alerts AS "activeAlerts", alert_rules AS "alertRules", model_policy AS "modelPolicy"
-       FROM budget_check_context($1::uuid[], $2::text[], $3::text[], $4::timestamptz, $5, $6::text[], $7)`,
+    return this.dataSource.query(`SELECT ${CONTEXT_COLUMNS} FROM ${CONTEXT_CALL}`, contextParams(budgetIds, scopes, at, traits));
+  }
+
+  /**
+   * checkContext and the catalog's price of the estimated tokens at `at` (model_price_choose and
+   * model_price_cost, the rule and formula of token-priced usage), in the same round trip.
+   */
+  async pricedCheckContext(
+    budgetIds: string[],
+    scopes: Scope[],
+    at: Date,
+    traits: RequestTraits & { modelId: string },
+    tokens: EstimatedTokens,
+    hints: PriceLookupHints,
+  ): Promise<{ rows: CheckContextRow[]; choice: PriceChoice }> {
+    const rows = await this.dataSource.query(
+      `WITH choice AS MATERIALIZED (
+         SELECT c.price_id, c.provider, c.error_code, c.providers, model_price_cost(c, $9::integer, $10::integer, NULL)::text AS amount
+         FROM model_price_choose($8, $5, $4::timestamptz, $11, $12, $13) c)
+       SELECT choice.price_id AS "priceId", choice.provider AS "priceProvider", choice.error_code AS "errorCode",
+              choice.providers, choice.amount AS "estimatedCost", ctx.*
+       FROM choice LEFT JOIN LATERAL (SELECT ${CONTEXT_COLUMNS} FROM ${CONTEXT_CALL}) ctx ON true`,
       [
-        budgetIds, scopes.map((s) => s.type), scopes.map((s) => s.id), at.toISOString(), traits?.modelId ?? null,
-        traits?.tags ?? null, traits !== null,
+        ...contextParams(budgetIds, scopes, at, traits), tokens.provider ?? null, tokens.inputTokens, tokens.outputTokens,
+        hints.maker, hints.aliasProvider, hints.aliasModelId,
       ],
     );
+    const { priceId, priceProvider, errorCode, providers, estimatedCost } = rows[0];
+    const contexts = rows
+      .filter((row: CheckContextRow) => row.budgetId !== null)
+      .map(({ priceId: _p, priceProvider: _pp, errorCode: _e, providers: _ps, estimatedCost: _c, ...row }: Record<string, unknown>) => row as unknown as CheckContextRow);
+    return { rows: contexts, choice: { priceId, provider: priceProvider, errorCode, providers, amount: estimatedCost } };
   }
 
   /** Triggered alerts of a budget, newest first: the current window's, or all. */

@@ -1,14 +1,15 @@
 import { Injectable } from '@nestjs/common';
 import type { RequestTraits, Scope } from '../budget/budget.types';
 import { Clock } from '../common/clock';
-import { DomainError, notFound } from '../common/errors/domain-error';
-import { Decimal, toMoneyString } from '../common/money';
+import { DomainError, notFound, validationFailed } from '../common/errors/domain-error';
+import { Decimal, toMoneyNumber, toMoneyString } from '../common/money';
 import { validateInput } from '../common/validation';
+import { PriceCatalogService } from '../pricing/price-catalog.service';
 import { BudgetStatusService } from '../usage/budget-status.service';
 import type { ConstraintChecker } from '../usage/constraint-checker';
 import { decideTogether, type BudgetCheckContext, type BudgetDecision, type CombinedDecision } from './constraint-decision';
 import { toAlertHistory, toCheckContext, toCheckResponse } from './constraint.mapper';
-import { ConstraintRepository, type CheckContextRow } from './constraint.repository';
+import { ConstraintRepository, type CheckContextRow, type EstimatedTokens } from './constraint.repository';
 import { CheckConstraintsDto } from './dto/check-constraints.dto';
 import { ReservationService } from './reservation.service';
 import type { BudgetConstraintCheckDto } from './dto/constraint-check-response.dto';
@@ -37,11 +38,36 @@ function takingPart(rows: CheckContextRow[]): CheckContextRow[] {
   return rows.filter((row) => kept.has(row.budgetId));
 }
 
+/** What a check estimates: a cost, or tokens of its model priced from the catalog (SPEC §14). */
+export type CheckEstimate = { cost: Decimal } | { tokens: EstimatedTokens };
+
+/** The estimate of a check body: estimatedCost, else its estimated tokens (which need modelId). */
+export function estimateOf(dto: CheckConstraintsDto): CheckEstimate {
+  if (dto.estimatedCost !== undefined) return { cost: new Decimal(toMoneyString(dto.estimatedCost)) };
+  const problems = [];
+  if (dto.estimatedInputTokens === undefined && dto.estimatedOutputTokens === undefined) {
+    problems.push({ field: 'estimatedCost', message: 'estimatedCost is required unless the check carries modelId, estimatedInputTokens and estimatedOutputTokens' });
+  } else {
+    if (dto.estimatedInputTokens === undefined) problems.push({ field: 'estimatedInputTokens', message: 'estimatedInputTokens is required with estimatedOutputTokens' });
+    if (dto.estimatedOutputTokens === undefined) problems.push({ field: 'estimatedOutputTokens', message: 'estimatedOutputTokens is required with estimatedInputTokens' });
+    if (dto.modelId === undefined) problems.push({ field: 'modelId', message: 'modelId is required to price estimated tokens' });
+  }
+  if (problems.length) throw validationFailed(problems);
+  return { tokens: { provider: dto.provider, inputTokens: dto.estimatedInputTokens!, outputTokens: dto.estimatedOutputTokens! } };
+}
+
 /** The outcome of the decision pipeline: every budget decided on, and their combined verdict. */
 export interface Decided {
   contexts: BudgetCheckContext[];
   decisions: BudgetDecision[];
   combined: CombinedDecision;
+  /** The estimate the budgets were decided with (the tokens' cost, for a token estimate). */
+  estimate: Decimal;
+  /**
+   * With a token estimate and a suggested model: the same tokens priced for that model from the
+   * catalog now, null when it has no price for it (absent for a cost estimate).
+   */
+  suggestedModelEstimatedCost?: number | null;
 }
 
 /**
@@ -55,6 +81,7 @@ export class ConstraintService implements ConstraintChecker {
     private readonly constraints: ConstraintRepository,
     private readonly statuses: BudgetStatusService,
     private readonly reservations: ReservationService,
+    private readonly pricing: PriceCatalogService,
     private readonly clock: Clock,
   ) {}
 
@@ -62,28 +89,61 @@ export class ConstraintService implements ConstraintChecker {
    * Reads everything the decision needs in one round trip, applies the ladder to each budget and
    * combines the answers: the request proceeds only if every budget allows it.
    */
-  async decide(target: CheckTarget, estimate: Decimal, traits: RequestTraits): Promise<Decided> {
+  async decide(target: CheckTarget, estimate: CheckEstimate, traits: RequestTraits): Promise<Decided> {
     const byId = 'budgetId' in target;
-    const rows = await this.constraints.checkContext(
-      byId ? [target.budgetId] : [], byId ? [] : target.scopes, this.clock.now(), traits,
-    );
+    const budgetIds = byId ? [target.budgetId] : [];
+    const scopes = byId ? [] : target.scopes;
+    const at = this.clock.now();
+    const { rows, cost } =
+      'cost' in estimate
+        ? { rows: await this.constraints.checkContext(budgetIds, scopes, at, traits), cost: estimate.cost }
+        : await this.pricedContext(budgetIds, scopes, at, { ...traits, modelId: traits.modelId! }, estimate.tokens);
     const contexts = takingPart(rows).map(toCheckContext);
     if (byId && !contexts.some((context) => context.budgetId === target.budgetId)) throw notFound('budget', target.budgetId);
-    return { contexts, ...decideTogether(contexts, estimate, traits.modelId ?? undefined) };
+    const decided = { contexts, estimate: cost, ...decideTogether(contexts, cost, traits.modelId ?? undefined) };
+    if (!('tokens' in estimate) || !decided.combined.suggestedModel) return decided;
+    return { ...decided, suggestedModelEstimatedCost: await this.costOnModel(decided.combined.suggestedModel, estimate.tokens, at) };
+  }
+
+  /** The check's context and the price of its estimated tokens, in one round trip. */
+  private async pricedContext(
+    budgetIds: string[],
+    scopes: Scope[],
+    at: Date,
+    traits: RequestTraits & { modelId: string },
+    tokens: EstimatedTokens,
+  ): Promise<{ rows: CheckContextRow[]; cost: Decimal }> {
+    const hints = await this.pricing.lookupHints(traits.modelId, tokens.provider);
+    const { rows, choice } = await this.constraints.pricedCheckContext(budgetIds, scopes, at, traits, tokens, hints);
+    const priced = this.pricing.acceptChoice(choice, { provider: tokens.provider, modelId: traits.modelId, at });
+    return { rows, cost: new Decimal(priced.amount) };
+  }
+
+  /**
+   * The estimated tokens priced for a suggested model, at the request's provider (or, without one,
+   * the provider SPEC §14 resolves for the model); null when the catalog cannot price it.
+   */
+  private async costOnModel(modelId: string, tokens: EstimatedTokens, at: Date): Promise<number | null> {
+    try {
+      const { amount } = await this.pricing.costOf({ ...tokens, modelId, at });
+      return toMoneyNumber(amount);
+    } catch (error) {
+      if (error instanceof DomainError && error.status === 422) return null;
+      throw error;
+    }
   }
 
   /** `actor` names who placed a hold (reserve: true); the controller checks the role first. */
   async checkBudget(budgetId: string, request: CheckConstraintsDto, actor?: string): Promise<BudgetConstraintCheckDto> {
     const dto = await validateInput(CheckConstraintsDto, request);
-    const estimate = new Decimal(toMoneyString(dto.estimatedCost));
     const traits = { modelId: dto.modelId, tags: dto.tags };
-    const decided = await this.decide({ budgetId }, estimate, traits);
+    const decided = await this.decide({ budgetId }, estimateOf(dto), traits);
     const own = decided.decisions.find((decision) => decision.budgetId === budgetId)!;
-    const answer = toCheckResponse(own, decided.combined);
+    const answer = toCheckResponse(own, decided);
     if (!dto.reserve || own.rule === 'inactive' || own.rule === 'filtered') return answer;
     return this.reservations.holdFor(answer, decided, {
       budgetIds: [budgetId],
-      amount: estimate.toFixed(),
+      amount: decided.estimate.toFixed(),
       currency: own.currency,
       ttlSeconds: dto.reservationTtlSeconds,
       modelId: decided.combined.suggestedModel ?? dto.modelId,

@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import type { SeedPrice } from './genai-prices.data';
 import type { OverridePlan, PriceSpan, RequestedSpan } from './price-versioning';
+import type { PriceChoice, PriceLookupHints } from './pricing.types';
 
 /** One version of model_prices (prices as exact NUMERIC text). */
 export interface PriceRow extends PriceSpan {
@@ -30,6 +31,11 @@ const INSERT_VERSION = `
     VALUES ($1, $2, $3::numeric, $4::numeric, $5::numeric, $6, $7::timestamptz, $8::timestamptz, $9, $10)
     RETURNING *)
   SELECT ${PRICE_COLUMNS} FROM p`;
+
+/** What model_price_choose answered: the version, or why there is none. */
+export interface ChosenPrice extends Pick<PriceChoice, 'errorCode' | 'providers'> {
+  price: PriceRow | undefined;
+}
 
 export interface PriceListFilter {
   provider?: string;
@@ -92,26 +98,18 @@ export class PriceCatalogRepository {
     });
   }
 
-  /** The version of one provider's model in effect at `at` (one index probe, model_price_at). */
-  async findAt(provider: string, modelId: string, at: Date): Promise<PriceRow | undefined> {
-    const rows = await this.dataSource.query(`SELECT ${PRICE_COLUMNS} FROM model_price_at($1, $2, $3::timestamptz) p`, [
-      provider, modelId, at.toISOString(),
-    ]);
-    return rows[0];
-  }
-
-  /** The versions of a model id in effect at `at`, one per provider that lists it then. */
-  async findAtEveryProvider(modelId: string, at: Date): Promise<PriceRow[]> {
-    return this.dataSource.query(
-      `SELECT ${PRICE_COLUMNS}
-       FROM (SELECT DISTINCT ON (v.provider) v.*
-             FROM model_prices v
-             WHERE v.model_id = $1 AND v.effective_from <= $2::timestamptz
-             ORDER BY v.provider, v.effective_from DESC) p
-       WHERE p.effective_to IS NULL OR p.effective_to > $2::timestamptz
-       ORDER BY p.provider`,
-      [modelId, at.toISOString()],
+  /**
+   * The version SPEC §14's rule picks for a model at `at` (model_price_choose: the id as stored,
+   * its maker among several providers, else the package's match), or why there is none.
+   */
+  async choose(provider: string | undefined, modelId: string, at: Date, hints: PriceLookupHints): Promise<ChosenPrice> {
+    const rows = await this.dataSource.query(
+      `SELECT c.error_code AS "errorCode", c.providers, ${PRICE_COLUMNS}
+       FROM model_price_choose($1, $2, $3::timestamptz, $4, $5, $6) c LEFT JOIN model_prices p ON p.id = c.price_id`,
+      [provider ?? null, modelId, at.toISOString(), hints.maker, hints.aliasProvider, hints.aliasModelId],
     );
+    const { errorCode, providers, ...price } = rows[0];
+    return { errorCode, providers, price: price.id ? (price as PriceRow) : undefined };
   }
 
   /** By provider, model, then effectiveFrom; keyset pagination on that key. */

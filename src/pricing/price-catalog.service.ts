@@ -9,6 +9,7 @@ import { PriceParamsDto, PutModelPriceDto } from './dto/put-price.dto';
 import { CostQuery, PriceQuery } from './dto/token-counts.dto';
 import { makerOf, matchModel, packageProviders } from './genai-prices.data';
 import { PriceCatalogRepository, type PriceRow } from './price-catalog.repository';
+import type { PriceChoice, PriceLookupHints, TokenPricedRequest } from './pricing.types';
 import { planOverride } from './price-versioning';
 import { toPriceResponse } from './price.mapper';
 import { priceNotFound, priceVersionConflict, providerRequired } from './pricing.errors';
@@ -16,6 +17,9 @@ import { tokenCost } from './token-cost';
 
 /** The source of versions created through PUT /prices. */
 export const OVERRIDE_SOURCE = 'admin';
+
+/** How many (model id, provider) pairs keep their lookup hints in memory (the package's matching runs once per pair). */
+const HINTS_KEPT = 5000;
 
 /** The exact cost of a request's tokens, and the price version it was computed from. */
 export interface TokenCost {
@@ -42,6 +46,7 @@ export interface PutPriceResult {
 @Injectable()
 export class PriceCatalogService {
   private providers?: Promise<Provider[]>;
+  private readonly hints = new Map<string, PriceLookupHints>();
 
   constructor(private readonly prices: PriceCatalogRepository) {}
 
@@ -109,23 +114,45 @@ export class PriceCatalogService {
     };
   }
 
-  private async resolve(provider: string | undefined, modelId: string, at: Date): Promise<PriceRow> {
-    const exact = provider === undefined
-      ? await this.prices.findAtEveryProvider(modelId, at)
-      : [await this.prices.findAt(provider, modelId, at)].filter((row): row is PriceRow => row !== undefined);
-    if (exact.length === 1) return exact[0];
-    if (exact.length > 1) {
-      const maker = makerOf(modelId);
-      const made = exact.find((row) => row.provider === maker);
-      if (made) return made;
-      throw providerRequired(modelId, exact.map((row) => row.provider));
-    }
+  /**
+   * What model_price_choose needs besides the id: the id's maker (only asked without a provider)
+   * and the package's match of it (only used when the catalog holds nothing under the id). The
+   * package's data is pinned, so the answer for a pair never changes: kept, oldest dropped first.
+   */
+  async lookupHints(modelId: string, provider?: string): Promise<PriceLookupHints> {
+    const key = `${provider ?? ''}/${modelId}`;
+    const known = this.hints.get(key);
+    if (known) return known;
     const match = matchModel(await this.packageProviders(), modelId, provider);
-    const matched = match && !(match.provider === provider && match.modelId === modelId)
-      ? await this.prices.findAt(match.provider, match.modelId, at)
-      : undefined;
-    if (!matched) throw priceNotFound(modelId, provider, at);
-    return matched;
+    const alias = match && !(match.provider === provider && match.modelId === modelId) ? match : undefined;
+    const hints = {
+      maker: provider === undefined ? makerOf(modelId) ?? null : null,
+      aliasProvider: alias?.provider ?? null,
+      aliasModelId: alias?.modelId ?? null,
+    };
+    if (this.hints.size >= HINTS_KEPT) this.hints.delete(this.hints.keys().next().value!);
+    this.hints.set(key, hints);
+    return hints;
+  }
+
+  /**
+   * The cost of a request another room priced in its own statement (model_price_choose and
+   * model_price_cost), or the 422 the catalog's answer calls for: PROVIDER_REQUIRED or PRICE_NOT_FOUND.
+   */
+  acceptChoice(choice: PriceChoice, request: Pick<TokenPricedRequest, 'provider' | 'modelId' | 'at'>): { amount: string; priceId: string; provider: string } {
+    if (choice.errorCode === 'PROVIDER_REQUIRED') throw providerRequired(request.modelId, choice.providers ?? []);
+    if (choice.amount === null || choice.priceId === null || choice.provider === null) {
+      throw priceNotFound(request.modelId, request.provider, request.at);
+    }
+    return { amount: choice.amount, priceId: choice.priceId, provider: choice.provider };
+  }
+
+  /** SPEC §14's rule, in SQL (model_price_choose): one statement, whichever branch decides. */
+  private async resolve(provider: string | undefined, modelId: string, at: Date): Promise<PriceRow> {
+    const chosen = await this.prices.choose(provider, modelId, at, await this.lookupHints(modelId, provider));
+    if (chosen.errorCode === 'PROVIDER_REQUIRED') throw providerRequired(modelId, chosen.providers ?? []);
+    if (!chosen.price) throw priceNotFound(modelId, provider, at);
+    return chosen.price;
   }
 
   private packageProviders(): Promise<Provider[]> {

@@ -6,6 +6,7 @@ import { Clock } from '../common/clock';
 import { toMoneyNumber } from '../common/money';
 import { decodeCursor, toPage, type Page } from '../common/pagination';
 import { validateInput } from '../common/validation';
+import { PriceCatalogService } from '../pricing/price-catalog.service';
 import { BudgetStatusService } from './budget-status.service';
 import {
   CONSTRAINT_CHECKER, type ConstraintChecker, type ConstraintCheckOptions, type ConstraintVerdict,
@@ -18,7 +19,7 @@ import type { UsageRecordResponseDto } from './dto/usage-record-response.dto';
 import type { UsageBreakdownDto, UsageSummaryDto } from './dto/usage-summary.dto';
 import { UsageEvents, type FiredAlert } from './usage.events';
 import { toUsageRecord } from './usage.mapper';
-import { UsageRepository, type SummaryRow } from './usage.repository';
+import { priceHintFields, UsageRepository, type SummaryRow, type UsageWrite } from './usage.repository';
 import { toUsageWrite } from './usage-write';
 
 export interface RecordUsageOptions {
@@ -53,6 +54,7 @@ export class BudgetTrackerService {
     private readonly statuses: BudgetStatusService,
     private readonly events: UsageEvents,
     private readonly clock: Clock,
+    private readonly pricing: PriceCatalogService,
     @Inject(CONSTRAINT_CHECKER) private readonly checker: ConstraintChecker,
   ) {}
 
@@ -67,7 +69,7 @@ export class BudgetTrackerService {
     options: RecordUsageOptions = {},
   ): Promise<RecordUsageOutcome> {
     const dto = await validateInput(RecordUsageDto, request);
-    const row = await this.usage.record(toUsageWrite(budgetId, dto, options.idempotencyKey, this.clock.now()));
+    const row = await this.usage.record(await this.withPriceHints(toUsageWrite(budgetId, dto, options.idempotencyKey, this.clock.now())));
     const firedAlerts = row.firedAlerts ?? [];
     this.events.announceAll(firedAlerts);
     return { record: toUsageRecord(row), replayed: row.replayed, firedAlerts };
@@ -78,7 +80,9 @@ export class BudgetTrackerService {
     const dto = await validateInput(RecordUsageBatchDto, request);
     const now = this.clock.now();
     // Ids are chosen here so each answer line finds its own record after the one multi-row INSERT.
-    const writes = dto.records.map((item) => ({ ...toUsageWrite(budgetId, item, item.idempotencyKey, now), id: randomUUID() }));
+    const writes = await Promise.all(
+      dto.records.map(async (item) => ({ ...(await this.withPriceHints(toUsageWrite(budgetId, item, item.idempotencyKey, now))), id: randomUUID() })),
+    );
     const rows = await this.usage.recordBatch(budgetId, writes);
     const results = rows.map((row) => {
       this.events.announceAll(row.firedAlerts);
@@ -99,10 +103,18 @@ export class BudgetTrackerService {
    * per budget tree, idempotent on `requestId`, in one transaction. The body is validated by the caller.
    */
   async recordScopedUsage(scopes: Scope[], request: RecordUsageDto & { requestId: string }): Promise<ScopedUsageOutcome> {
-    const { budgetId: _none, idempotencyKey: _key, ...write } = toUsageWrite('', request, request.requestId, this.clock.now());
+    const { budgetId: _none, idempotencyKey: _key, ...write } = await this.withPriceHints(
+      toUsageWrite('', request, request.requestId, this.clock.now()),
+    );
     const rows = await this.usage.recordForScopes(scopes, write);
     for (const row of rows) this.events.announceAll(row.firedAlerts);
     return { replayed: rows.length > 0 && rows.every((row) => row.replayed), records: rows.map(toUsageRecord) };
+  }
+
+  /** A token-priced write (no amount) carries the catalog's lookup hints for its own statement (SPEC §14). */
+  private async withPriceHints(write: UsageWrite): Promise<UsageWrite> {
+    if (write.amount !== null || write.modelId === null) return write;
+    return { ...write, ...priceHintFields(await this.pricing.lookupHints(write.modelId, write.provider ?? undefined)) };
   }
 
   async getBudgetStatus(budgetId: string): Promise<BudgetStatusDto> {

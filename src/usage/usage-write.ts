@@ -24,7 +24,8 @@ export function toUsageWrite(budgetId: string, dto: RecordUsageDto, idempotencyK
   if (key !== null && key.length > 200) {
     throw validationFailed([{ field: 'Idempotency-Key', message: 'must be at most 200 characters' }]);
   }
-  const amount = toMoneyString(dto.amount);
+  const tokens = tokensOf(dto, lifted.modelId);
+  const amount = dto.amount === undefined ? null : toMoneyString(dto.amount);
   const write: UsageWrite = {
     budgetId,
     amount,
@@ -43,15 +44,50 @@ export function toUsageWrite(budgetId: string, dto: RecordUsageDto, idempotencyK
     metadata: dto.metadata ?? null,
     occurredAt,
     reservationId: dto.reservationId ?? null,
+    ...tokens,
+    priceMaker: null,
+    priceAliasProvider: null,
+    priceAliasModelId: null,
   };
-  // The body as the client meant it: an omitted occurredAt ("now") is the same request on retry.
+  // The body as the client meant it: an omitted occurredAt ("now") is the same request on retry,
+  // and a token-priced one hashes its tokens, not the amount they cost (a replay after a price
+  // change is the same request). The catalog's lookup hints are derived, not the client's.
   write.requestHash = sha256Hex(
     canonicalJson({ ...write, requestHash: undefined, idempotencyKey: undefined, budgetId: undefined,
+      priceMaker: undefined, priceAliasProvider: undefined, priceAliasModelId: undefined,
       // Absent, the new fields leave the hash of a body as it was before they existed.
       customerId: write.customerId ?? undefined, tags: write.tags ?? undefined,
-      amount: new Decimal(amount).toFixed(), occurredAt: dto.occurredAt ? occurredAt.toISOString() : undefined }),
+      provider: write.provider ?? undefined, inputTokens: write.inputTokens ?? undefined,
+      outputTokens: write.outputTokens ?? undefined, cachedInputTokens: write.cachedInputTokens ?? undefined,
+      amount: amount === null ? undefined : new Decimal(amount).toFixed(),
+      occurredAt: dto.occurredAt ? occurredAt.toISOString() : undefined }),
   );
   return write;
+}
+
+type UsageTokens = Pick<UsageWrite, 'provider' | 'inputTokens' | 'outputTokens' | 'cachedInputTokens'>;
+
+/**
+ * SPEC §14: `amount`, or tokens priced from the catalog (which need the model and both counts).
+ * Token fields given with an amount are kept as given, so they need both counts too (the ledger
+ * stores either both or neither).
+ */
+function tokensOf(dto: RecordUsageDto, modelId: string | null): UsageTokens {
+  const anyTokens = dto.inputTokens !== undefined || dto.outputTokens !== undefined || dto.cachedInputTokens !== undefined;
+  if (dto.amount === undefined && !anyTokens) {
+    throw validationFailed([{ field: 'amount', message: 'amount is required unless the usage carries modelId, inputTokens and outputTokens' }]);
+  }
+  const problems = [];
+  if (anyTokens && dto.inputTokens === undefined) problems.push({ field: 'inputTokens', message: 'inputTokens is required with outputTokens or cachedInputTokens' });
+  if (anyTokens && dto.outputTokens === undefined) problems.push({ field: 'outputTokens', message: 'outputTokens is required with inputTokens or cachedInputTokens' });
+  if (dto.amount === undefined && modelId === null) problems.push({ field: 'modelId', message: 'modelId is required to price tokens' });
+  if (problems.length) throw validationFailed(problems);
+  return {
+    provider: dto.provider ?? null,
+    inputTokens: dto.inputTokens ?? null,
+    outputTokens: dto.outputTokens ?? null,
+    cachedInputTokens: dto.cachedInputTokens ?? null,
+  };
 }
 
 /** The seed puts requestId, modelId, userId and teamId inside metadata: a top-level field wins. */

@@ -25,6 +25,11 @@ export function toUsageRecord(row: UsageRow): UsageRecordResponseDto {
     occurredAt: new Date(row.occurredAt).toISOString(),
     recordedAt: new Date(row.recordedAt).toISOString(),
     matchedBudgetIds: row.matchedBudgetIds ?? [row.budgetId],
+    provider: row.provider ?? null,
+    inputTokens: row.inputTokens ?? null,
+    outputTokens: row.outputTokens ?? null,
+    cachedInputTokens: row.cachedInputTokens ?? null,
+    priceId: row.priceId ?? null,
   };
 }
 

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { BudgetModule } from '../budget/budget.module';
+import { PricingModule } from '../pricing/pricing.module';
 import { BudgetStatusService } from './budget-status.service';
 import { BudgetTrackerService } from './budget-tracker.service';
 import { UsageController } from './usage.controller';
@@ -12,7 +13,7 @@ import { UsageRepository } from './usage.repository';
  * globally, so this module never imports a room above it.
  */
 @Module({
-  imports: [BudgetModule],
+  imports: [BudgetModule, PricingModule],
   controllers: [UsageController],
   providers: [BudgetTrackerService, BudgetStatusService, UsageRepository, UsageEvents],
   exports: [BudgetTrackerService, BudgetStatusService],

@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 
 import type { Scope } from '../budget/budget.types';
+import type { PriceLookupHints } from '../pricing/pricing.types';
 import type { ActiveAlertJson, FiredAlert } from './usage.events';
 
 /** One ledger line as the repository returns it (money as exact NUMERIC text). */
@@ -26,6 +27,12 @@ export interface UsageRow {
   recordedAt: Date;
   /** The budgets an integration usage matched (null for a single-budget write: it matched budgetId). */
   matchedBudgetIds: string[] | null;
+  provider: string | null;
+  inputTokens: number | null;
+  outputTokens: number | null;
+  cachedInputTokens: number | null;
+  /** The price version a token-priced amount was computed from. */
+  priceId: string | null;
   /** occurred_at with microseconds, the pagination key. */
   occurredKey?: string;
 }
@@ -38,7 +45,8 @@ export interface RecordedUsageRow extends UsageRow {
 /** A usage as `record_usage` takes it, built by usage-write.ts. */
 export interface UsageWrite {
   budgetId: string;
-  amount: string;
+  /** Null: priced from the tokens at occurredAt, in the write's own statement. */
+  amount: string | null;
   currency: string;
   source: string;
   description: string | null;
@@ -54,7 +62,22 @@ export interface UsageWrite {
   metadata: Record<string, unknown> | null;
   occurredAt: Date;
   reservationId: string | null;
+  provider: string | null;
+  inputTokens: number | null;
+  outputTokens: number | null;
+  cachedInputTokens: number | null;
+  /** PriceLookupHints, as the statement takes them (null unless the amount is priced from tokens). */
+  priceMaker: string | null;
+  priceAliasProvider: string | null;
+  priceAliasModelId: string | null;
 }
+
+/** The catalog's lookup hints as a write carries them. */
+export const priceHintFields = (hints: PriceLookupHints) => ({
+  priceMaker: hints.maker,
+  priceAliasProvider: hints.aliasProvider,
+  priceAliasModelId: hints.aliasModelId,
+});
 
 export interface BatchRow extends RecordedUsageRow {
   ordinal: number;
@@ -110,19 +133,24 @@ export interface SummaryRow {
   rangeTo: Date;
 }
 
+/** The tokens of a ledger line and the price version they were priced at, as UsageRow names them. */
+const TOKEN_COLUMNS = (r: string) => `${r}provider, ${r}input_tokens AS "inputTokens", ${r}output_tokens AS "outputTokens",
+  ${r}cached_input_tokens AS "cachedInputTokens", ${r}price_id AS "priceId"`;
+
 /** The columns of a ledger line, as UsageRow names them. */
 const USAGE_COLUMNS = `
   r.id, r.budget_id AS "budgetId", r.amount::text AS amount, r.currency, r.source, r.description,
   r.model_id AS "modelId", r.user_id AS "userId", r.team_id AS "teamId", r.project_id AS "projectId",
   r.customer_id AS "customerId", r.tags, r.request_id AS "requestId", r.reservation_id AS "reservationId", r.metadata,
-  r.occurred_at AS "occurredAt", r.recorded_at AS "recordedAt", r.matched_budget_ids AS "matchedBudgetIds"`;
+  r.occurred_at AS "occurredAt", r.recorded_at AS "recordedAt", r.matched_budget_ids AS "matchedBudgetIds",
+  ${TOKEN_COLUMNS('r.')}`;
 
 /** The columns record_usage, record_usage_batch and record_integration_usage return, as RecordedUsageRow names them. */
 const RECORDED_COLUMNS = `
   replayed, id, budget_id AS "budgetId", amount::text AS amount, currency, source, description,
   model_id AS "modelId", user_id AS "userId", team_id AS "teamId", project_id AS "projectId",
   customer_id AS "customerId", tags, request_id AS "requestId", reservation_id AS "reservationId", metadata,
-  occurred_at AS "occurredAt", recorded_at AS "recordedAt", fired_alerts AS "firedAlerts"`;
+  occurred_at AS "occurredAt", recorded_at AS "recordedAt", fired_alerts AS "firedAlerts", ${TOKEN_COLUMNS('')}`;
 
 /** RECORDED_COLUMNS and the matched budgets, which record_usage and record_integration_usage return. */
 const RECORDED_MATCH_COLUMNS = `${RECORDED_COLUMNS}, matched_budget_ids AS "matchedBudgetIds"`;
@@ -137,6 +165,12 @@ const STATUS_COLUMNS = `
 
 const metadataParam = (write: Pick<UsageWrite, 'metadata'>) => (write.metadata === null ? null : JSON.stringify(write.metadata));
 
+/** The writers' last seven parameters: the tokens, and the catalog's lookup hints. */
+const tokenParams = (write: Omit<UsageWrite, 'budgetId' | 'idempotencyKey'>) => [
+  write.provider, write.inputTokens, write.outputTokens, write.cachedInputTokens, write.priceMaker,
+  write.priceAliasProvider, write.priceAliasModelId,
+];
+
 /** Every statement of the usage ledger; each public method is one round trip. */
 @Injectable()
 export class UsageRepository {
@@ -147,11 +181,12 @@ export class UsageRepository {
     const rows = await this.dataSource.query(
       `SELECT ${RECORDED_MATCH_COLUMNS}
        FROM record_usage($1, $2::numeric, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14::timestamptz, $15::uuid,
-                         $16, $17::text[])`,
+                         $16, $17::text[], $18, $19::integer, $20::integer, $21::integer, $22, $23, $24)`,
       [
         write.budgetId, write.amount, write.currency, write.source, write.description, write.modelId, write.userId,
         write.teamId, write.projectId, write.requestId, write.idempotencyKey, write.requestHash,
         metadataParam(write), write.occurredAt.toISOString(), write.reservationId, write.customerId, write.tags,
+        ...tokenParams(write),
       ],
     );
     return rows[0];
@@ -174,11 +209,13 @@ export class UsageRepository {
     return this.dataSource.query(
       `SELECT ${RECORDED_MATCH_COLUMNS}
        FROM record_integration_usage($1::text[], $2::text[], $3::numeric, $4, $5, $6, $7, $8, $9, $10, $11,
-                                     $12::text[], $13, $14, $15::jsonb, $16::timestamptz, $17::uuid)`,
+                                     $12::text[], $13, $14, $15::jsonb, $16::timestamptz, $17::uuid,
+                                     $18, $19::integer, $20::integer, $21::integer, $22, $23, $24)`,
       [
         scopes.map((s) => s.type), scopes.map((s) => s.id), write.amount, write.currency, write.source,
         write.description, write.modelId, write.userId, write.teamId, write.projectId, write.customerId, write.tags,
         write.requestId, write.requestHash, metadataParam(write), write.occurredAt.toISOString(), write.reservationId,
+        ...tokenParams(write),
       ],
     );
   }

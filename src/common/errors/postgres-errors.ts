@@ -57,7 +57,11 @@ export function mapPostgresError(error: unknown): DomainError | undefined {
   if (!code) return undefined;
   // Raised on purpose by our SQL functions and triggers: RB<status>, message = stable code.
   const raised = /^RB(\d{3})$/.exec(code);
-  if (raised) return new DomainError(Number(raised[1]), err.message ?? 'CONFLICT', err.detail ?? err.message ?? '');
+  if (raised) {
+    // A function names the request field at fault in the error's COLUMN (RAISE ... USING COLUMN).
+    const detail = err.detail ?? err.message ?? '';
+    return new DomainError(Number(raised[1]), err.message ?? 'CONFLICT', detail, err.column ? [{ field: err.column, message: detail }] : undefined);
+  }
   switch (code) {
     case '23505':
     case '23P01':

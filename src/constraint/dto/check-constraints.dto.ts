@@ -3,15 +3,39 @@ import { IsBoolean, IsInt, IsOptional, IsString, Length, Matches, Max, Min } fro
 import { IsOmittable, IsTagList } from '../../common/validation';
 import { RecordUsageDto } from '../../usage/dto/record-usage.dto';
 import { IsMoney } from '../../common/money';
+import { IsProviderId, IsTokenCount, PROVIDER_PATTERN, TOKENS_MAX } from '../../pricing/dto/token-counts.dto';
 
 const SCOPE_ID = /^[A-Za-z0-9._:@-]{1,200}$/;
 const SCOPE_ID_MESSAGE = 'must be 1–200 characters of letters, digits and . _ : @ -';
 
-/** "May a request costing about this much proceed on this budget, and on which model?" */
+/**
+ * "May a request costing about this much proceed on this budget, and on which model?" The cost is
+ * `estimatedCost`, or `estimatedInputTokens` and `estimatedOutputTokens` of `modelId` priced from
+ * the catalog now (SPEC §14); both given → estimatedCost is used.
+ */
 export class CheckConstraintsDto {
-  @ApiProperty({ oneOf: [{ type: 'number' }, { type: 'string' }], example: 25 })
+  /** Required unless the check carries modelId, estimatedInputTokens and estimatedOutputTokens. */
+  @ApiPropertyOptional({ oneOf: [{ type: 'number' }, { type: 'string' }], example: 25 })
+  @IsOmittable()
   @IsMoney({ allowZero: true })
-  estimatedCost: number | string;
+  estimatedCost?: number | string;
+
+  /** Input tokens the request is expected to send (not read from a cache). */
+  @ApiPropertyOptional({ example: 1200, minimum: 0, maximum: TOKENS_MAX, type: 'integer' })
+  @IsOmittable()
+  @IsTokenCount()
+  estimatedInputTokens?: number;
+
+  @ApiPropertyOptional({ example: 350, minimum: 0, maximum: TOKENS_MAX, type: 'integer' })
+  @IsOmittable()
+  @IsTokenCount()
+  estimatedOutputTokens?: number;
+
+  /** The catalog provider pricing the tokens; without it the model id decides (SPEC §14). */
+  @ApiPropertyOptional({ example: 'openai', pattern: PROVIDER_PATTERN.source })
+  @IsOmittable()
+  @IsProviderId()
+  provider?: string;
 
   /** The model the caller intends to use; restrict-models and auto-downgrade act on it. */
   @ApiPropertyOptional({ example: 'gpt-4' })

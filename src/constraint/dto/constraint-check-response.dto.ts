@@ -44,6 +44,10 @@ export class BudgetConstraintCheckDto {
   suggestedActions: SuggestedActionDto[];
   @ApiPropertyOptional({ example: 'gpt-4o-mini' })
   suggestedModel?: string;
+  /** With estimated tokens and a suggested model: the tokens priced for it (null when the catalog has no price for it). */
+  @ApiPropertyOptional({ type: Number, nullable: true, example: 0.0012 })
+  suggestedModelEstimatedCost?: number | null;
+  /** The estimate decided with: estimatedCost, or the estimated tokens' cost from the catalog. */
   @ApiProperty({ example: 25 })
   estimatedCost: number;
   @ApiProperty({ example: 4990 })
@@ -99,6 +103,9 @@ export class IntegrationCheckResponseDto {
   /** One model every budget accepts, when the requested one is not. */
   @ApiPropertyOptional({ example: 'gpt-4o-mini' })
   suggestedModel?: string;
+  /** With estimated tokens and a suggested model: the tokens priced for it (null when the catalog has no price for it). */
+  @ApiPropertyOptional({ type: Number, nullable: true, example: 0.0012 })
+  suggestedModelEstimatedCost?: number | null;
   @ApiProperty({ type: [SuggestedActionDto] })
   suggestedActions: SuggestedActionDto[];
   @ApiPropertyOptional({ type: BlockingBudgetDto })

@@ -4,6 +4,8 @@ import { IsDate, registerDecorator, type ValidationOptions } from 'class-validat
 import { custom, IsOmittable } from '../../common/validation';
 import { TOKENS_MAX } from '../token-cost';
 
+export { TOKENS_MAX };
+
 export const PROVIDER_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const MODEL_ID_PATTERN = /^[A-Za-z0-9._:@/~+=-]{1,100}$/;
 

@@ -1,14 +1,23 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, PartialType } from '@nestjs/swagger';
 import { IsOptional, IsString, IsUUID, Length, Matches, MaxLength } from 'class-validator';
 import { IsMoney } from '../../common/money';
 import { IsOmittable, IsSmallJsonObject, IsTagList, UtcInstant } from '../../common/validation';
+import { TokenCountsDto } from '../../pricing/dto/token-counts.dto';
 
-/** The seed's RecordUsageRequest. */
-export class RecordUsageDto {
-  /** What the call really cost: a number or decimal string, ≥ 0, ≤ 1e13, at most 10 fractional digits. */
-  @ApiProperty({ oneOf: [{ type: 'number' }, { type: 'string' }], example: 25.5 })
+/**
+ * The seed's RecordUsageRequest, with SPEC §14's tokens: a usage carries `amount`, or `modelId`,
+ * `inputTokens` and `outputTokens` (and `provider`, `cachedInputTokens`) priced from the catalog at
+ * `occurredAt`. Both given → the amount is recorded and the tokens kept.
+ */
+export class RecordUsageDto extends PartialType(TokenCountsDto, { skipNullProperties: false }) {
+  /**
+   * What the call really cost: a number or decimal string, ≥ 0, ≤ 1e13, at most 10 fractional digits.
+   * Required unless the usage carries inputTokens and outputTokens.
+   */
+  @ApiPropertyOptional({ oneOf: [{ type: 'number' }, { type: 'string' }], example: 25.5 })
+  @IsOmittable()
   @IsMoney({ allowZero: true })
-  amount: number | string;
+  amount?: number | string;
 
   /** Must equal the budget's currency. */
   @ApiProperty({ example: 'USD', pattern: '^[A-Z]{3}$' })
@@ -28,6 +37,7 @@ export class RecordUsageDto {
   @MaxLength(2000)
   description?: string | null;
 
+  /** The model called; required with tokens (it names the price). */
   @ApiPropertyOptional({ example: 'gpt-4' })
   @IsOptional()
   @IsString()

@@ -42,6 +42,18 @@ export class UsageRecordResponseDto {
    */
   @ApiProperty({ type: [String], format: 'uuid' })
   matchedBudgetIds: string[];
+  /** The catalog provider whose price was used (token-priced), or as the client named it. */
+  @ApiProperty({ type: String, nullable: true, example: 'openai' })
+  provider: string | null;
+  @ApiProperty({ type: 'integer', nullable: true, example: 1200 })
+  inputTokens: number | null;
+  @ApiProperty({ type: 'integer', nullable: true, example: 350 })
+  outputTokens: number | null;
+  @ApiProperty({ type: 'integer', nullable: true, example: 0 })
+  cachedInputTokens: number | null;
+  /** The price version (GET /prices) the amount was computed from; null when the client gave the amount. */
+  @ApiProperty({ type: String, format: 'uuid', nullable: true })
+  priceId: string | null;
 }
 
 export class UsageRecordPageDto {
