@@ -24,7 +24,7 @@ import { Attribution1764304000000 } from './1764304000000-Attribution';
  *
  * Downtime: the rebuild copies both tables under an ACCESS EXCLUSIVE lock, in this migration's one
  * transaction; usage writes and ledger reads wait for it (measured in docs/scale.md: about
- * 20 s per million rows on the 2-core test machine).
+ * 40 s per million rows on the shared 2-core test machine).
  */
 export class PartitionedLedger1764310000000 implements MigrationInterface {
   name = 'PartitionedLedger1764310000000';
