@@ -7,6 +7,15 @@ import { LedgerMaintenanceRepository } from './ledger-maintenance.repository';
 /** Months of partitions kept ready after the current one ("at least two months ahead", with one to spare). */
 export const PARTITION_MONTHS_AHEAD = 3;
 
+/**
+ * Attempts at dropping expired months when the ledger's lock is not granted within the SQL
+ * function's lock_timeout (writers in flight longer than it): each attempt stalls writers at most
+ * that long, and the waits between them let the queue drain.
+ */
+const DROP_ATTEMPTS = 5;
+const DROP_RETRY_DELAY_MS = 500;
+const LOCK_NOT_AVAILABLE = '55P03';
+
 /** Keys deleted per statement, so no purge holds many row locks or runs long. */
 const KEY_PURGE_BATCH = 10_000;
 
@@ -49,7 +58,7 @@ export class LedgerMaintenanceService implements OnApplicationBootstrap {
     const created = await this.ledger.ensurePartitions(at, PARTITION_MONTHS_AHEAD);
     const months = this.config.usageRetentionMonths;
     if (months === undefined) return { created, dropped: [], keysPurged: 0 };
-    const dropped = await this.ledger.dropExpiredPartitions(at, months);
+    const dropped = await this.dropExpired(at, months);
     let keysPurged = 0;
     let purged: number;
     do {
@@ -57,6 +66,17 @@ export class LedgerMaintenanceService implements OnApplicationBootstrap {
       keysPurged += purged;
     } while (purged === KEY_PURGE_BATCH);
     return { created, dropped, keysPurged };
+  }
+
+  private async dropExpired(at: Date, months: number): Promise<string[]> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.ledger.dropExpiredPartitions(at, months);
+      } catch (error) {
+        if ((error as { code?: string }).code !== LOCK_NOT_AVAILABLE || attempt === DROP_ATTEMPTS) throw error;
+        await new Promise((resolve) => setTimeout(resolve, DROP_RETRY_DELAY_MS * attempt));
+      }
+    }
   }
 
   private async runScheduled(): Promise<void> {
