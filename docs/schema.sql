@@ -181,11 +181,23 @@ CREATE TABLE public.budget_usage_attributions (
   amount numeric(24,10) NOT NULL,
   primary_budget_id uuid NOT NULL,
   CONSTRAINT budget_usage_attributions_pkey PRIMARY KEY (budget_id, occurred_at, usage_id) INCLUDE (amount, primary_budget_id),
-  CONSTRAINT budget_usage_attributions_budget_id_fkey FOREIGN KEY (budget_id) REFERENCES public.budget_definitions(id),
-  CONSTRAINT budget_usage_attributions_usage_id_fkey FOREIGN KEY (usage_id) REFERENCES public.budget_usage_records(id)
-);
+  CONSTRAINT budget_usage_attributions_budget_id_fkey FOREIGN KEY (budget_id) REFERENCES public.budget_definitions(id)
+) PARTITION BY RANGE (occurred_at);
 
 COMMENT ON TABLE public.budget_usage_attributions IS 'One row per budget an integration usage matched besides its first (budget_id): written by the ledger trigger, never by hand.';
+
+CREATE TABLE public.budget_usage_keys (
+  budget_id uuid NOT NULL,
+  idempotency_key character varying(200) NOT NULL,
+  usage_id uuid NOT NULL,
+  occurred_at timestamp with time zone NOT NULL,
+  request_hash text,
+  recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+  CONSTRAINT budget_usage_keys_pkey PRIMARY KEY (budget_id, idempotency_key),
+  CONSTRAINT budget_usage_keys_budget_id_fkey FOREIGN KEY (budget_id) REFERENCES public.budget_definitions(id)
+);
+
+COMMENT ON TABLE public.budget_usage_keys IS 'The idempotency keys of budget_usage_records, one per budget and key whatever month the row lies in; kept after retention drops the row''s month for the replay horizon (USAGE_RETENTION_MONTHS).';
 
 CREATE TABLE public.budget_usage_records (
   id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -213,8 +225,7 @@ CREATE TABLE public.budget_usage_records (
   output_tokens integer,
   cached_input_tokens integer,
   price_id uuid,
-  CONSTRAINT budget_usage_records_pkey PRIMARY KEY (id),
-  CONSTRAINT budget_usage_records_idempotency_key UNIQUE (budget_id, idempotency_key),
+  CONSTRAINT budget_usage_records_pkey PRIMARY KEY (id, occurred_at),
   CONSTRAINT budget_usage_records_budget_id_fkey FOREIGN KEY (budget_id) REFERENCES public.budget_definitions(id),
   CONSTRAINT budget_usage_records_amount_check CHECK (amount >= 0::numeric AND amount <= '10000000000000'::bigint::numeric),
   CONSTRAINT budget_usage_records_cached_input_tokens_check CHECK (cached_input_tokens >= 0 AND cached_input_tokens <= 1000000000),
@@ -226,7 +237,7 @@ CREATE TABLE public.budget_usage_records (
   CONSTRAINT budget_usage_records_provider_check CHECK (provider ~ '^[a-z0-9][a-z0-9._-]{0,63}$'::text),
   CONSTRAINT budget_usage_records_tags_check CHECK (tags IS NULL OR public.budget_tags_valid(tags)),
   CONSTRAINT budget_usage_records_tokens_check CHECK ((input_tokens IS NULL) = (output_tokens IS NULL) AND (cached_input_tokens IS NULL OR input_tokens IS NOT NULL) AND (price_id IS NULL OR input_tokens IS NOT NULL))
-);
+) PARTITION BY RANGE (occurred_at);
 
 COMMENT ON COLUMN public.budget_usage_records.matched_budget_ids IS 'The budgets an integration usage matched, in lock order, budget_id first; NULL for a single-budget write (it matched budget_id).';
 
@@ -365,7 +376,9 @@ CREATE INDEX budget_reservations_closed_idx ON public.budget_reservations USING 
 
 CREATE INDEX budget_reservations_open_idx ON public.budget_reservations USING btree (expires_at) WHERE (state = 'held'::text);
 
-CREATE INDEX budget_usage_records_budget_time_idx ON public.budget_usage_records USING btree (budget_id, occurred_at, id) INCLUDE (amount, model_id, source, user_id, tags);
+CREATE INDEX budget_usage_keys_occurred_idx ON public.budget_usage_keys USING btree (occurred_at);
+
+CREATE INDEX budget_usage_records_budget_time_idx ON ONLY public.budget_usage_records USING btree (budget_id, occurred_at, id) INCLUDE (amount, model_id, source, user_id, tags);
 
 CREATE INDEX model_prices_list_idx ON public.model_prices USING btree (provider, model_id, effective_from);
 
@@ -856,6 +869,132 @@ AS $function$
                AND NOT EXISTS (SELECT 1 FROM unnest(p_tags) t WHERE char_length(t) NOT BETWEEN 1 AND 64)
       $function$;
 
+CREATE OR REPLACE FUNCTION public.budget_usage_keys_purge(p_at timestamp with time zone, p_months integer, p_limit integer)
+ RETURNS integer
+ LANGUAGE sql
+AS $function$
+    WITH doomed AS (
+      SELECT k.budget_id, k.idempotency_key
+      FROM budget_usage_keys k
+      WHERE k.occurred_at < budget_usage_retention_boundary(p_at, p_months)
+        AND k.recorded_at < (date_trunc('month', p_at AT TIME ZONE 'UTC') - make_interval(months => p_months)) AT TIME ZONE 'UTC'
+        AND NOT EXISTS (SELECT 1 FROM budget_usage_records u WHERE u.id = k.usage_id AND u.occurred_at = k.occurred_at)
+      ORDER BY k.occurred_at
+      LIMIT p_limit
+    ), deleted AS (
+      DELETE FROM budget_usage_keys k USING doomed d
+      WHERE k.budget_id = d.budget_id AND k.idempotency_key = d.idempotency_key
+      RETURNING 1
+    )
+    SELECT count(*)::integer FROM deleted
+  $function$;
+
+COMMENT ON FUNCTION public.budget_usage_keys_purge(p_at timestamp with time zone, p_months integer, p_limit integer) IS 'Removes up to p_limit idempotency keys whose row retention removed and that were recorded more than p_months months ago (the replay horizon); returns how many.';
+
+CREATE OR REPLACE FUNCTION public.budget_usage_partition_add(p_parent text, p_month timestamp with time zone)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+  DECLARE
+    month_start timestamptz := (date_trunc('month', p_month AT TIME ZONE 'UTC') AT TIME ZONE 'UTC');
+    month_end   timestamptz := (date_trunc('month', p_month AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC';
+    part        text := p_parent || '_p' || to_char(p_month AT TIME ZONE 'UTC', 'YYYYMM');
+  BEGIN
+    IF to_regclass(part) IS NOT NULL THEN
+      RETURN false;
+    END IF;
+    -- Built beside the parent, then attached: CREATE TABLE … PARTITION OF would lock the parent
+    -- against every reader and writer, ATTACH takes a lock they pass (SHARE UPDATE EXCLUSIVE).
+    -- Rows of the month stored in the default partition meanwhile move first: PostgreSQL refuses
+    -- to attach a range the default partition holds rows of. Moving them fires no insert trigger
+    -- on the ledger (they are counted already).
+    EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part, p_parent);
+    EXECUTE format('WITH moved AS (DELETE FROM %I WHERE occurred_at >= $1 AND occurred_at < $2 RETURNING *)
+                    INSERT INTO %I SELECT * FROM moved', p_parent || '_default', part)
+      USING month_start, month_end;
+    EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)', p_parent, part, month_start, month_end);
+    RETURN true;
+  END
+  $function$;
+
+COMMENT ON FUNCTION public.budget_usage_partition_add(p_parent text, p_month timestamp with time zone) IS 'Creates the UTC month''s partition of budget_usage_records or budget_usage_attributions, moving that month''s rows out of the default partition; false if it exists.';
+
+CREATE OR REPLACE FUNCTION public.budget_usage_partitions_drop_expired(p_at timestamp with time zone, p_months integer, p_lock_timeout interval DEFAULT '00:00:01'::interval)
+ RETURNS text[]
+ LANGUAGE plpgsql
+AS $function$
+  DECLARE
+    boundary timestamptz;
+    dropped  text[] := '{}';
+    part     record;
+  BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('budget_usage_records.partitions'));
+    -- DETACH (without CONCURRENTLY, which a table with a default partition cannot use) waits for
+    -- the ledger's readers and writers in flight and holds the ones after it until this commits:
+    -- a lock not granted soon fails the run (the next one retries) instead of stalling writers.
+    PERFORM set_config('lock_timeout', (extract(epoch FROM p_lock_timeout) * 1000)::bigint::text, true);
+    boundary := budget_usage_retention_boundary(p_at, p_months);
+    FOR part IN
+      SELECT c.relname AS name, p.relname AS parent
+      FROM pg_inherits h
+      JOIN pg_class c ON c.oid = h.inhrelid
+      JOIN pg_class p ON p.oid = h.inhparent
+      WHERE p.relname IN ('budget_usage_records', 'budget_usage_attributions')
+        AND p.relnamespace = 'public'::regnamespace
+        AND c.relname ~ '_p[0-9]{6}$'
+        AND (to_date(right(c.relname, 6), 'YYYYMM') + interval '1 month') AT TIME ZONE 'UTC' <= boundary
+      ORDER BY c.relname
+    LOOP
+      EXECUTE format('ALTER TABLE %I DETACH PARTITION %I', part.parent, part.name);
+      EXECUTE format('DROP TABLE %I', part.name);
+      dropped := dropped || part.name::text;
+    END LOOP;
+    -- Rows of expired months written after their partition was gone (a late usage of a closed window).
+    DELETE FROM budget_usage_records_default WHERE occurred_at < boundary;
+    DELETE FROM budget_usage_attributions_default WHERE occurred_at < boundary;
+    RETURN dropped;
+  END
+  $function$;
+
+COMMENT ON FUNCTION public.budget_usage_partitions_drop_expired(p_at timestamp with time zone, p_months integer, p_lock_timeout interval) IS 'USAGE_RETENTION_MONTHS: drops the month partitions of the ledger and its attributions that end at or before budget_usage_retention_boundary, and the default partitions'' rows before it; returns the partitions dropped.';
+
+CREATE OR REPLACE FUNCTION public.budget_usage_partitions_ensure(p_at timestamp with time zone, p_months_ahead integer, p_lock_timeout interval DEFAULT '00:00:01'::interval)
+ RETURNS text[]
+ LANGUAGE plpgsql
+AS $function$
+  DECLARE
+    created text[] := '{}';
+    parent  text;
+    m       timestamptz;
+  BEGIN
+    -- One instance at a time; the others wait, then find the months there.
+    PERFORM pg_advisory_xact_lock(hashtext('budget_usage_records.partitions'));
+    -- A lock not granted soon fails the run (the next one retries) rather than queue writers behind it.
+    PERFORM set_config('lock_timeout', (extract(epoch FROM p_lock_timeout) * 1000)::bigint::text, true);
+    FOREACH parent IN ARRAY ARRAY['budget_usage_records', 'budget_usage_attributions'] LOOP
+      FOR m IN
+        SELECT (date_trunc('month', p_at AT TIME ZONE 'UTC') + make_interval(months => k)) AT TIME ZONE 'UTC'
+        FROM generate_series(0, p_months_ahead) k
+        UNION
+        -- Months that reached the default partition (no partition yet when they were written).
+        SELECT DISTINCT date_trunc('month', d.occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+        FROM budget_usage_records_default d WHERE parent = 'budget_usage_records'
+        UNION
+        SELECT DISTINCT date_trunc('month', d.occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+        FROM budget_usage_attributions_default d WHERE parent = 'budget_usage_attributions'
+        ORDER BY 1
+      LOOP
+        IF budget_usage_partition_add(parent, m) THEN
+          created := created || (parent || '_p' || to_char(m AT TIME ZONE 'UTC', 'YYYYMM'));
+        END IF;
+      END LOOP;
+    END LOOP;
+    RETURN created;
+  END
+  $function$;
+
+COMMENT ON FUNCTION public.budget_usage_partitions_ensure(p_at timestamp with time zone, p_months_ahead integer, p_lock_timeout interval) IS 'Creates the month partitions of the ledger and its attributions from the month of p_at to p_months_ahead after it, and for every month with rows in a default partition; returns the partitions created.';
+
 CREATE OR REPLACE FUNCTION public.budget_usage_records_rollup()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -1060,6 +1199,22 @@ AS $function$
         RETURN NULL;
       END
       $function$;
+
+CREATE OR REPLACE FUNCTION public.budget_usage_retention_boundary(p_at timestamp with time zone, p_months integer)
+ RETURNS timestamp with time zone
+ LANGUAGE sql
+ STABLE
+AS $function$
+    SELECT least(
+      (date_trunc('month', p_at AT TIME ZONE 'UTC') - make_interval(months => p_months)) AT TIME ZONE 'UTC',
+      (SELECT min(w.period_start)
+       FROM budget_definitions d
+       CROSS JOIN LATERAL budget_period_window(d.start_date, d.end_date, d.period, d.custom_period_days,
+                                               d.recurring, d.timezone, p_at) w
+       WHERE d.deleted_at IS NULL AND w.active))
+  $function$;
+
+COMMENT ON FUNCTION public.budget_usage_retention_boundary(p_at timestamp with time zone, p_months integer) IS 'Usage before this instant may be removed: p_months whole UTC months before the month of p_at, or earlier if a live budget''s window open at p_at starts earlier (an annual or custom window keeps its months).';
 
 CREATE OR REPLACE FUNCTION public.budget_usage_rows(p_budget_id uuid, p_from timestamp with time zone, p_to timestamp with time zone)
  RETURNS SETOF public.budget_usage_records
@@ -1561,6 +1716,9 @@ AS $function$
         was_replay boolean := false;
         fired      jsonb := '[]';
         at_time    timestamptz := coalesce(p_occurred_at, now());
+        new_id     uuid := gen_random_uuid();
+        claimed    boolean := false;
+        claim      budget_usage_keys;
         choice     model_price_choice;
         amount_used numeric := p_amount;
       BEGIN
@@ -1597,8 +1755,8 @@ AS $function$
           in_period := w.active;
         END IF;
         IF (NOT in_period OR amount_used IS NULL) AND NOT (p_idempotency_key IS NOT NULL AND EXISTS (
-             SELECT 1 FROM budget_usage_records u
-             WHERE u.budget_id = p_budget_id AND u.idempotency_key = p_idempotency_key)) THEN
+             SELECT 1 FROM budget_usage_keys k
+             WHERE k.budget_id = p_budget_id AND k.idempotency_key = p_idempotency_key)) THEN
           -- (A retry of a recorded request replays below, whatever its window or the catalog became.)
           PERFORM model_price_refuse(choice, p_model_id, p_provider, at_time);
           RAISE EXCEPTION USING ERRCODE = 'RB422', MESSAGE = 'OUTSIDE_BUDGET_PERIOD',
@@ -1614,30 +1772,42 @@ AS $function$
                           at_time, w.period_start, w.period_end) END;
         END IF;
 
-        IF in_period AND amount_used IS NOT NULL THEN
-          INSERT INTO budget_usage_records AS u (budget_id, amount, currency, source, description, model_id,
+        IF p_idempotency_key IS NOT NULL AND in_period AND amount_used IS NOT NULL THEN
+          -- The key is claimed before the row is written: a concurrent request with the same key
+          -- waits here for the first to commit, then replays it.
+          INSERT INTO budget_usage_keys (budget_id, idempotency_key, usage_id, occurred_at, request_hash)
+          VALUES (p_budget_id, p_idempotency_key, new_id, at_time, p_request_hash)
+          ON CONFLICT DO NOTHING;
+          claimed := FOUND;
+        END IF;
+        IF in_period AND amount_used IS NOT NULL AND (p_idempotency_key IS NULL OR claimed) THEN
+          INSERT INTO budget_usage_records AS u (id, budget_id, amount, currency, source, description, model_id,
             user_id, team_id, project_id, customer_id, tags, request_id, idempotency_key, request_hash,
             reservation_id, metadata, occurred_at, provider, input_tokens, output_tokens, cached_input_tokens, price_id)
-          VALUES (p_budget_id, amount_used, p_currency, coalesce(p_source, 'api'), p_description, p_model_id,
+          VALUES (new_id, p_budget_id, amount_used, p_currency, coalesce(p_source, 'api'), p_description, p_model_id,
             p_user_id, p_team_id, p_project_id, p_customer_id, p_tags, p_request_id, p_idempotency_key,
             p_request_hash, p_reservation_id, p_metadata, at_time, coalesce(choice.provider, p_provider),
             p_input_tokens, p_output_tokens, p_cached_input_tokens, choice.price_id)
-          ON CONFLICT ON CONSTRAINT budget_usage_records_idempotency_key DO NOTHING
           RETURNING u.* INTO rec;
         END IF;
 
         IF rec.id IS NULL THEN
-          SELECT u.* INTO rec FROM budget_usage_records u
-          WHERE u.budget_id = p_budget_id AND u.idempotency_key = p_idempotency_key;
+          SELECT k.* INTO claim FROM budget_usage_keys k
+          WHERE k.budget_id = p_budget_id AND k.idempotency_key = p_idempotency_key;
           IF NOT FOUND THEN
             -- Only possible outside READ COMMITTED (the conflicting row is not in the snapshot).
             RAISE EXCEPTION USING ERRCODE = '40001', MESSAGE = 'IDEMPOTENCY_RETRY',
               DETAIL = 'A concurrent request with the same idempotency key; retry.';
           END IF;
-          IF rec.request_hash IS DISTINCT FROM p_request_hash THEN
+          IF claim.request_hash IS DISTINCT FROM p_request_hash THEN
             RAISE EXCEPTION USING ERRCODE = 'RB409', MESSAGE = 'IDEMPOTENCY_KEY_REUSED',
               DETAIL = format('The idempotency key "%s" was already used on this budget for a different request.',
                               p_idempotency_key);
+          END IF;
+          SELECT u.* INTO rec FROM budget_usage_records u WHERE u.id = claim.usage_id AND u.occurred_at = claim.occurred_at;
+          IF NOT FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'RB409', MESSAGE = 'USAGE_RECORD_EXPIRED',
+              DETAIL = format('The idempotency key "%s" recorded usage %s at %s; retention has since removed that month, and the usage is not recorded again.', p_idempotency_key, claim.usage_id, claim.occurred_at);
           END IF;
           was_replay := true;
         ELSE
@@ -1761,6 +1931,18 @@ AS $function$
                    WHERE x.id = r.reservation_id AND x.budget_ids IS NOT NULL AND NOT x.budget_ids && chain) AS mismatch,
                  coalesce(r.amount, model_price_cost(r.choice, r.input_tokens, r.output_tokens, r.cached_input_tokens)) AS amount_used
           FROM raw r
+        ), claimed AS (
+          -- Keys are claimed before the rows are written (in key order, so two batches sharing keys
+          -- wait for each other rather than deadlock); a key recorded before is not claimed again.
+          -- The condition is the insert's below, less the key.
+          INSERT INTO budget_usage_keys AS k (budget_id, idempotency_key, usage_id, occurred_at, request_hash)
+          SELECT p_budget_id, i.idempotency_key, i.id, i.occurred_at, i.request_hash
+          FROM items i
+          WHERE i.currency = b.currency::text AND i.in_period AND i.accepted AND NOT i.mismatch AND i.amount_used IS NOT NULL
+            AND i.idempotency_key IS NOT NULL AND i.nth = 1
+          ORDER BY i.idempotency_key
+          ON CONFLICT DO NOTHING
+          RETURNING k.usage_id
         ), inserted AS (
           INSERT INTO budget_usage_records AS u (id, budget_id, amount, currency, source, description, model_id,
             user_id, team_id, project_id, customer_id, tags, request_id, idempotency_key, request_hash,
@@ -1771,8 +1953,7 @@ AS $function$
                  i.output_tokens, i.cached_input_tokens, (i.choice).price_id
           FROM items i
           WHERE i.currency = b.currency::text AND i.in_period AND i.accepted AND NOT i.mismatch AND i.amount_used IS NOT NULL
-            AND (i.idempotency_key IS NULL OR i.nth = 1)
-          ON CONFLICT ON CONSTRAINT budget_usage_records_idempotency_key DO NOTHING
+            AND (i.idempotency_key IS NULL OR i.id IN (SELECT claimed.usage_id FROM claimed))
           RETURNING u.id, u.reservation_id
         )
         SELECT array_agg(inserted.id), array_agg(DISTINCT inserted.reservation_id) FILTER (WHERE inserted.reservation_id IS NOT NULL),
@@ -1820,12 +2001,14 @@ AS $function$
         )
         SELECT i.ordinal,
                CASE WHEN i.id = ANY (new_ids) THEN 201
+                    WHEN r.id IS NOT NULL AND u.id IS NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash THEN 409
                     WHEN r.id IS NOT NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash THEN 200
                     WHEN r.id IS NOT NULL THEN 409
                     WHEN refused ? i.ordinal::text THEN 422
                     WHEN i.currency <> b.currency::text OR NOT i.in_period OR NOT i.accepted THEN 422
                     ELSE 409 END,
-               CASE WHEN i.id = ANY (new_ids) OR (r.id IS NOT NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash) THEN NULL
+               CASE WHEN r.id IS NOT NULL AND u.id IS NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash THEN 'USAGE_RECORD_EXPIRED'
+                    WHEN i.id = ANY (new_ids) OR (r.id IS NOT NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash) THEN NULL
                     WHEN r.id IS NOT NULL THEN 'IDEMPOTENCY_KEY_REUSED'
                     WHEN refused ? i.ordinal::text THEN refused->i.ordinal::text->>'code'
                     WHEN i.currency <> b.currency::text THEN 'CURRENCY_MISMATCH'
@@ -1833,7 +2016,8 @@ AS $function$
                     WHEN NOT i.accepted THEN 'FILTER_MISMATCH'
                     WHEN i.mismatch THEN 'RESERVATION_MISMATCH'
                     ELSE 'IDEMPOTENCY_KEY_IN_FLIGHT' END,
-               CASE WHEN i.id = ANY (new_ids) OR (r.id IS NOT NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash) THEN NULL
+               CASE WHEN r.id IS NOT NULL AND u.id IS NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash THEN format('The idempotency key "%s" recorded usage %s at %s; retention has since removed that month, and the usage is not recorded again.', i.idempotency_key, r.id, r.occurred_at)
+                    WHEN i.id = ANY (new_ids) OR (r.id IS NOT NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash) THEN NULL
                     WHEN r.id IS NOT NULL THEN
                       format('The idempotency key "%s" was already used on this budget for a different request.', i.idempotency_key)
                     WHEN refused ? i.ordinal::text THEN refused->i.ordinal::text->>'detail'
@@ -1847,18 +2031,21 @@ AS $function$
                       format('Reservation %s was placed for other budgets; a usage on budget %s settles only a reservation of that budget or one of its ancestors.',
                              i.reservation_id, p_budget_id)
                     ELSE format('A concurrent request is recording the idempotency key "%s"; retry to get its record.', i.idempotency_key) END,
-               NOT (i.id = ANY (new_ids)) AND r.id IS NOT NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash,
+               NOT (i.id = ANY (new_ids)) AND r.id IS NOT NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash
+                 AND u.id IS NOT NULL,
                u.id, p_budget_id, u.amount, u.currency::text, u.source::text, u.description::text, u.model_id::text,
                u.user_id::text, u.team_id::text, u.project_id::text, u.customer_id::text, u.tags, u.request_id::text,
                u.reservation_id, u.metadata, u.occurred_at, u.recorded_at, u.provider, u.input_tokens, u.output_tokens,
                u.cached_input_tokens, u.price_id,
                CASE WHEN i.ordinal = 0 THEN fired ELSE '[]'::jsonb END
         FROM items i
-        LEFT JOIN budget_usage_records r
-          ON NOT (i.id = ANY (new_ids)) AND r.budget_id = p_budget_id AND r.idempotency_key = i.idempotency_key
+        LEFT JOIN (SELECT k.usage_id AS id, k.occurred_at, k.request_hash, k.idempotency_key
+                   FROM budget_usage_keys k WHERE k.budget_id = p_budget_id) r
+          ON NOT (i.id = ANY (new_ids)) AND r.idempotency_key = i.idempotency_key
         LEFT JOIN budget_usage_records u
           ON u.id = CASE WHEN i.id = ANY (new_ids) THEN i.id
                          WHEN r.request_hash IS NOT DISTINCT FROM i.request_hash THEN r.id END
+         AND u.occurred_at = CASE WHEN i.id = ANY (new_ids) THEN i.occurred_at ELSE r.occurred_at END
         ORDER BY i.ordinal;
       END
       $function$;

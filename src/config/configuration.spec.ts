@@ -38,3 +38,27 @@ describe('database settings behind a pooler (DATABASE_POOL_MODE, DATABASE_DIRECT
     expect(migrationTarget({ url, poolMode: 'transaction' })).toEqual({ url, poolMode: 'transaction' });
   });
 });
+
+describe('usage retention (USAGE_RETENTION_MONTHS) and ledger maintenance', () => {
+  it('keeps all usage when unset or empty, and runs maintenance hourly (at start-up only under test)', () => {
+    expect(loadConfig({})).toMatchObject({ usageRetentionMonths: undefined, ledgerMaintenanceIntervalMs: 3_600_000 });
+    expect(loadConfig({ USAGE_RETENTION_MONTHS: ' ' }).usageRetentionMonths).toBeUndefined();
+    expect(loadConfig({ NODE_ENV: 'test' }).ledgerMaintenanceIntervalMs).toBe(0);
+  });
+
+  it('reads whole months', () => {
+    expect(loadConfig({ USAGE_RETENTION_MONTHS: '13', LEDGER_MAINTENANCE_INTERVAL_MS: '60000' })).toMatchObject({
+      usageRetentionMonths: 13,
+      ledgerMaintenanceIntervalMs: 60000,
+    });
+  });
+
+  it.each([
+    [{ USAGE_RETENTION_MONTHS: '0' }, 'USAGE_RETENTION_MONTHS must be between 1 and 1200, got 0'],
+    [{ USAGE_RETENTION_MONTHS: '1.5' }, 'USAGE_RETENTION_MONTHS must be a whole number, got "1.5"'],
+    [{ USAGE_RETENTION_MONTHS: '-3' }, 'USAGE_RETENTION_MONTHS must be a whole number, got "-3"'],
+    [{ LEDGER_MAINTENANCE_INTERVAL_MS: '10' }, 'LEDGER_MAINTENANCE_INTERVAL_MS must be 0 (start-up only) or at least 1000, got 10'],
+  ])('refuses %j', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(new ConfigurationError(message));
+  });
+});

@@ -41,6 +41,13 @@ export interface AppConfig {
   reportStreamTimeoutMs: number;
   /** How often the anomaly detector runs; 0 turns it off (the default under NODE_ENV=test). */
   anomalyDetectorIntervalMs: number;
+  /**
+   * Whole UTC months of usage kept before the current one (USAGE_RETENTION_MONTHS); older month
+   * partitions are dropped unless a budget's open window reaches into them. Undefined keeps all.
+   */
+  usageRetentionMonths: number | undefined;
+  /** How often the ledger's partitions are created ahead and retention applied; 0 runs it only at start-up. */
+  ledgerMaintenanceIntervalMs: number;
   /** Alert delivery (SPEC §13, README "Alert delivery"). */
   notify: NotifyConfig;
 }
@@ -169,6 +176,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   if (anomalyDetectorIntervalMs > 0 && anomalyDetectorIntervalMs < 1000) {
     throw new ConfigurationError(`ANOMALY_DETECTOR_INTERVAL_MS must be 0 (off) or at least 1000, got ${anomalyDetectorIntervalMs}`);
   }
+  const usageRetentionMonths = env.USAGE_RETENTION_MONTHS?.trim()
+    ? integer(env, 'USAGE_RETENTION_MONTHS', 0, 1, 1200)
+    : undefined;
+  const ledgerMaintenanceIntervalMs = integer(env, 'LEDGER_MAINTENANCE_INTERVAL_MS', nodeEnv === 'test' ? 0 : 3_600_000, 0, 86_400_000);
+  if (ledgerMaintenanceIntervalMs > 0 && ledgerMaintenanceIntervalMs < 1000) {
+    throw new ConfigurationError(`LEDGER_MAINTENANCE_INTERVAL_MS must be 0 (start-up only) or at least 1000, got ${ledgerMaintenanceIntervalMs}`);
+  }
   return {
     nodeEnv,
     port: integer(env, 'PORT', 3000, 0, 65535),
@@ -190,6 +204,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     whatIfMaxRows: integer(env, 'WHAT_IF_MAX_ROWS', 200_000, 1, 10_000_000),
     reportStreamTimeoutMs: integer(env, 'REPORT_STREAM_TIMEOUT_MS', 600_000, 1000, 3_600_000),
     anomalyDetectorIntervalMs,
+    usageRetentionMonths,
+    ledgerMaintenanceIntervalMs,
     notify: notifyConfig(env, nodeEnv),
   };
 }

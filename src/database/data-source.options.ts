@@ -14,6 +14,7 @@ import { AlertDelivery1764305000000 } from '../../migrations/1764305000000-Alert
 import { Reporting1764306000000 } from '../../migrations/1764306000000-Reporting';
 import { AnomalyEvents1764307000000 } from '../../migrations/1764307000000-AnomalyEvents';
 import { TokenPricedUsage1764308000000 } from '../../migrations/1764308000000-TokenPricedUsage';
+import { PartitionedLedger1764310000000 } from '../../migrations/1764310000000-PartitionedLedger';
 
 /**
  * Migrations are listed as classes so ts-jest, ts-node and dist/ all find them. There are no
@@ -35,6 +36,7 @@ export const MIGRATIONS = [
   Reporting1764306000000,
   AnomalyEvents1764307000000,
   TokenPricedUsage1764308000000,
+  PartitionedLedger1764310000000,
 ];
 
 /**

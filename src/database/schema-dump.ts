@@ -142,7 +142,7 @@ async function indexes(client: Client): Promise<string[]> {
        JOIN pg_namespace n ON n.oid = t.relnamespace
       WHERE ${USER_SCHEMAS} AND NOT (n.nspname = 'public' AND t.relname = ANY ($1))
         AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.contype IN ('p', 'u', 'x'))
-        AND ${NOT_FROM_EXTENSION('pg_class', 'c')}
+        AND NOT t.relispartition AND ${NOT_FROM_EXTENSION('pg_class', 'c')}
       ORDER BY n.nspname COLLATE "C", t.relname COLLATE "C", c.relname COLLATE "C"`,
     [EXCLUDED_TABLES],
   );
@@ -176,7 +176,7 @@ async function triggers(client: Client): Promise<string[]> {
        FROM pg_trigger tg
        JOIN pg_class t ON t.oid = tg.tgrelid
        JOIN pg_namespace n ON n.oid = t.relnamespace
-      WHERE NOT tg.tgisinternal AND ${USER_SCHEMAS}
+      WHERE NOT tg.tgisinternal AND NOT t.relispartition AND ${USER_SCHEMAS}
       ORDER BY n.nspname COLLATE "C", t.relname COLLATE "C", tg.tgname COLLATE "C"`,
   );
   return found.map((trigger) => statement(trigger.definition!));

@@ -3,19 +3,28 @@ import { BudgetModule } from '../budget/budget.module';
 import { PricingModule } from '../pricing/pricing.module';
 import { BudgetStatusService } from './budget-status.service';
 import { BudgetTrackerService } from './budget-tracker.service';
+import { LedgerMaintenanceRepository } from './ledger-maintenance.repository';
+import { LedgerMaintenanceService } from './ledger-maintenance.service';
 import { UsageController } from './usage.controller';
 import { UsageEvents } from './usage.events';
 import { UsageRepository } from './usage.repository';
 
 /**
- * The ledger, the status cache and real-time status. `BudgetTrackerService` needs the
+ * The ledger (and its partition maintenance), the status cache and real-time status. `BudgetTrackerService` needs the
  * CONSTRAINT_CHECKER (src/usage/constraint-checker.ts), which the Constraint module provides
  * globally, so this module never imports a room above it.
  */
 @Module({
   imports: [BudgetModule, PricingModule],
   controllers: [UsageController],
-  providers: [BudgetTrackerService, BudgetStatusService, UsageRepository, UsageEvents],
-  exports: [BudgetTrackerService, BudgetStatusService],
+  providers: [
+    BudgetTrackerService,
+    BudgetStatusService,
+    UsageRepository,
+    UsageEvents,
+    LedgerMaintenanceRepository,
+    LedgerMaintenanceService,
+  ],
+  exports: [BudgetTrackerService, BudgetStatusService, LedgerMaintenanceService],
 })
 export class UsageModule {}

@@ -300,7 +300,8 @@ export class UsageRepository {
          SELECT r.*
          FROM tree CROSS JOIN LATERAL (
            SELECT ${columns}
-           FROM budget_usage_attributions a JOIN budget_usage_records r ON r.id = a.usage_id
+           FROM budget_usage_attributions a
+           JOIN budget_usage_records r ON r.id = a.usage_id AND r.occurred_at = a.occurred_at
            WHERE ${[...attributed, ...rowWhere].join(' AND ')}
            ORDER BY a.occurred_at DESC, a.usage_id DESC
            LIMIT ${limit}) r
