@@ -13,6 +13,7 @@ import { Attribution1764304000000 } from '../../migrations/1764304000000-Attribu
 import { AlertDelivery1764305000000 } from '../../migrations/1764305000000-AlertDelivery';
 import { Reporting1764306000000 } from '../../migrations/1764306000000-Reporting';
 import { AnomalyEvents1764307000000 } from '../../migrations/1764307000000-AnomalyEvents';
+import { UsageRollups1764309000000 } from '../../migrations/1764309000000-UsageRollups';
 
 /**
  * Migrations are listed as classes so ts-jest, ts-node and dist/ all find them. There are no
@@ -33,6 +34,7 @@ export const MIGRATIONS = [
   AlertDelivery1764305000000,
   Reporting1764306000000,
   AnomalyEvents1764307000000,
+  UsageRollups1764309000000,
 ];
 
 /**
