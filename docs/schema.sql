@@ -1170,6 +1170,7 @@ CREATE OR REPLACE FUNCTION public.budget_usage_sums(p_budget_id uuid, p_from tim
  RETURNS TABLE(bucket timestamp with time zone, dimension text, value text, amount numeric, usage_count bigint)
  LANGUAGE plpgsql
  STABLE
+ SET jit TO 'off'
 AS $function$
       DECLARE
         dims       text[] := CASE WHEN p_dimension IS NULL THEN ARRAY['total', 'model', 'source', 'user', 'tag'] ELSE ARRAY[p_dimension] END;
