@@ -8,53 +8,20 @@
  *
  * Env knobs: BENCH_BIG_ROWS (default 1000000), BENCH_REPORT_RUNS (requests per endpoint, default 30).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import Decimal from 'decimal.js';
 import { Client } from 'pg';
-import { freePort } from '../src/database/embedded-database';
-import { runMigrations } from '../src/database/migrate';
+import { log, timeGets, withBenchService } from './bench-service';
 
-const ROOT = resolve(__dirname, '..');
 const ROWS = Number(process.env.BENCH_BIG_ROWS ?? 1_000_000);
 const RUNS = Number(process.env.BENCH_REPORT_RUNS ?? 30);
 const CHUNK = 100_000;
-const ADMIN_KEY = `bench-admin-${randomBytes(18).toString('hex')}`;
-const log = (line: string) => process.stderr.write(`${line}\n`);
 
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-const percentile = (values: number[], p: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(p * values.length))];
 
 async function main(): Promise<void> {
-  const serverUrl = process.env.DATABASE_URL;
-  if (!serverUrl) throw new Error('DATABASE_URL must name a PostgreSQL server');
-  const database = `bench_reporting_${process.pid}`;
-  const url = new URL(serverUrl);
-  const admin = new Client({ connectionString: serverUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${database}`);
-  url.pathname = `/${database}`;
-  const databaseUrl = url.toString();
-  let service: ChildProcess | undefined;
-  try {
-    await runMigrations(databaseUrl);
-    const port = await freePort();
-    service = spawn('node', ['dist/src/main.js'], {
-      cwd: ROOT,
-      env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', LOG_LEVEL: 'warn', ADMIN_API_KEY: ADMIN_KEY },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-    const base = `http://127.0.0.1:${port}`;
-    const headers = { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' };
-    for (let i = 0; ; i += 1) {
-      if (i > 300) throw new Error('the service did not start');
-      const ok = await fetch(`${base}/health/ready`).then((r) => r.ok, () => false);
-      if (ok) break;
-      await new Promise((done) => setTimeout(done, 200));
-    }
-
+  await withBenchService('bench_reporting', async (bench) => {
+    const { base, headers, databaseUrl } = bench;
     const startDate = new Date(Date.now() - 30 * 86_400_000).toISOString();
     const created = await fetch(`${base}/api/v1/budgets`, {
       method: 'POST',
@@ -76,19 +43,10 @@ async function main(): Promise<void> {
     }
     await db.query('VACUUM (ANALYZE) budget_usage_records');
 
-    const timings: Record<string, number[]> = {};
-    for (const [name, path] of [['forecast', 'forecast'], ['periods', 'periods?count=12']] as const) {
-      timings[name] = [];
-      for (let run = 0; run <= RUNS; run += 1) {
-        const t0 = performance.now();
-        const response = await fetch(`${base}/api/v1/budgets/${created.id}/${path}`, { headers });
-        await response.text();
-        if (response.status !== 200) throw new Error(`${name}: ${response.status}`);
-        if (run > 0) timings[name].push(performance.now() - t0);
-      }
-    }
+    const forecast = await timeGets(bench, `/api/v1/budgets/${created.id}/forecast`, RUNS);
+    const periods = await timeGets(bench, `/api/v1/budgets/${created.id}/periods?count=12`, RUNS);
 
-    const pid = service.pid!;
+    const pid = bench.process.pid!;
     const before = rssMiB(pid);
     let peak = before;
     const sampler = setInterval(() => (peak = Math.max(peak, rssMiB(pid))), 20);
@@ -113,10 +71,10 @@ async function main(): Promise<void> {
 
     const table = {
       rows: ROWS,
-      forecastP50Ms: +percentile(timings.forecast, 0.5).toFixed(1),
-      forecastP95Ms: +percentile(timings.forecast, 0.95).toFixed(1),
-      periodsP50Ms: +percentile(timings.periods, 0.5).toFixed(1),
-      periodsP95Ms: +percentile(timings.periods, 0.95).toFixed(1),
+      forecastP50Ms: forecast.p50,
+      forecastP95Ms: forecast.p95,
+      periodsP50Ms: periods.p50,
+      periodsP95Ms: periods.p95,
       exportSeconds: +(exportMs / 1000).toFixed(1),
       exportRssBeforeMiB: +before.toFixed(1),
       exportRssPeakMiB: +peak.toFixed(1),
@@ -127,15 +85,7 @@ async function main(): Promise<void> {
     };
     console.log(JSON.stringify(table, null, 2));
     if (!table.exportedRowsMatch || !table.exportedSumMatches) process.exitCode = 1;
-  } finally {
-    if (service && service.exitCode === null) {
-      const exited = new Promise((done) => service!.once('exit', done));
-      service.kill('SIGTERM');
-      await exited;
-    }
-    await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-    await admin.end();
-  }
+  });
 }
 
 main().catch((error) => {

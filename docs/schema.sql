@@ -199,6 +199,17 @@ CREATE TABLE public.budget_usage_keys (
 
 COMMENT ON TABLE public.budget_usage_keys IS 'The idempotency keys of budget_usage_records, one per budget and key whatever month the row lies in; kept after retention drops the row''s month for the replay horizon (USAGE_RETENTION_MONTHS).';
 
+CREATE TABLE public.budget_usage_leaves (
+  id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+  budget_id uuid NOT NULL,
+  matched_budget_ids uuid[],
+  CONSTRAINT budget_usage_leaves_pkey PRIMARY KEY (id),
+  CONSTRAINT budget_usage_leaves_key UNIQUE NULLS NOT DISTINCT (budget_id, matched_budget_ids),
+  CONSTRAINT budget_usage_leaves_budget_id_fkey FOREIGN KEY (budget_id) REFERENCES public.budget_definitions(id)
+);
+
+COMMENT ON TABLE public.budget_usage_leaves IS 'Each distinct (budget_id, matched_budget_ids) of the ledger: where a request counts, the key of its roll-ups. Written by the ledger trigger.';
+
 CREATE TABLE public.budget_usage_records (
   id uuid DEFAULT gen_random_uuid() NOT NULL,
   budget_id uuid NOT NULL,
@@ -242,6 +253,24 @@ CREATE TABLE public.budget_usage_records (
 COMMENT ON COLUMN public.budget_usage_records.matched_budget_ids IS 'The budgets an integration usage matched, in lock order, budget_id first; NULL for a single-budget write (it matched budget_id).';
 
 COMMENT ON COLUMN public.budget_usage_records.price_id IS 'The model_prices version the amount was computed from (token-priced usage); NULL when the client gave the amount.';
+
+CREATE TABLE public.budget_usage_rollups (
+  leaf_id bigint NOT NULL,
+  grain text NOT NULL,
+  dimension text NOT NULL,
+  bucket timestamp with time zone NOT NULL,
+  value text,
+  amount numeric NOT NULL,
+  usage_count bigint NOT NULL,
+  CONSTRAINT budget_usage_rollups_key UNIQUE NULLS NOT DISTINCT (leaf_id, grain, dimension, bucket, value),
+  CONSTRAINT budget_usage_rollups_leaf_id_fkey FOREIGN KEY (leaf_id) REFERENCES public.budget_usage_leaves(id),
+  CONSTRAINT budget_usage_rollups_check CHECK (bucket = date_trunc(grain, bucket, 'UTC'::text)),
+  CONSTRAINT budget_usage_rollups_check1 CHECK (value IS NULL OR dimension <> 'total'::text),
+  CONSTRAINT budget_usage_rollups_dimension_check CHECK (dimension = ANY (ARRAY['total'::text, 'model'::text, 'source'::text, 'user'::text, 'tag'::text])),
+  CONSTRAINT budget_usage_rollups_grain_check CHECK (grain = ANY (ARRAY['hour'::text, 'day'::text]))
+);
+
+COMMENT ON TABLE public.budget_usage_rollups IS 'Sums of the ledger per leaf, UTC hour or day, and dimension value (a request counts once per dimension, under each of its tags): kept by the ledger trigger in the same transaction.';
 
 CREATE TABLE public.model_prices (
   id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -354,6 +383,20 @@ CREATE TABLE public.notification_events (
 
 COMMENT ON COLUMN public.notification_events.id IS 'The webhook-id of every delivery of this event, on every retry.';
 
+-- Views
+
+CREATE VIEW public.budget_usage_daily AS
+ SELECT l.budget_id,
+    l.matched_budget_ids,
+    r.bucket AS day,
+    r.dimension,
+    r.value,
+    r.amount,
+    r.usage_count
+   FROM public.budget_usage_rollups r
+     JOIN public.budget_usage_leaves l ON l.id = r.leaf_id
+  WHERE r.grain = 'day'::text;;
+
 -- Indexes
 
 CREATE INDEX api_keys_list_idx ON public.api_keys USING btree (created_at, id);
@@ -377,6 +420,8 @@ CREATE INDEX budget_reservations_closed_idx ON public.budget_reservations USING 
 CREATE INDEX budget_reservations_open_idx ON public.budget_reservations USING btree (expires_at) WHERE (state = 'held'::text);
 
 CREATE INDEX budget_usage_keys_occurred_idx ON public.budget_usage_keys USING btree (occurred_at);
+
+CREATE INDEX budget_usage_leaves_matched_idx ON public.budget_usage_leaves USING gin (matched_budget_ids);
 
 CREATE INDEX budget_usage_records_budget_time_idx ON ONLY public.budget_usage_records USING btree (budget_id, occurred_at, id) INCLUDE (amount, model_id, source, user_id, tags);
 
@@ -869,6 +914,20 @@ AS $function$
                AND NOT EXISTS (SELECT 1 FROM unnest(p_tags) t WHERE char_length(t) NOT BETWEEN 1 AND 64)
       $function$;
 
+CREATE OR REPLACE FUNCTION public.budget_usage_dimensions(p_model_id text, p_source text, p_user_id text, p_tags text[])
+ RETURNS TABLE(dimension text, value text)
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$
+        SELECT 'total', NULL::text
+        UNION ALL SELECT 'model', p_model_id
+        UNION ALL SELECT 'source', p_source
+        UNION ALL SELECT 'user', p_user_id
+        UNION ALL SELECT 'tag', t.tag FROM unnest(coalesce(nullif(p_tags, '{}'), ARRAY[NULL::text])) t (tag)
+      $function$;
+
+COMMENT ON FUNCTION public.budget_usage_dimensions(p_model_id text, p_source text, p_user_id text, p_tags text[]) IS 'The roll-up lines of one request: its total, model, source and user once each, and each of its tags (one NULL tag when untagged).';
+
 CREATE OR REPLACE FUNCTION public.budget_usage_keys_purge(p_at timestamp with time zone, p_months integer, p_limit integer)
  RETURNS integer
  LANGUAGE sql
@@ -890,6 +949,24 @@ AS $function$
   $function$;
 
 COMMENT ON FUNCTION public.budget_usage_keys_purge(p_at timestamp with time zone, p_months integer, p_limit integer) IS 'Removes up to p_limit idempotency keys whose row retention removed and that were recorded more than p_months months ago (the replay horizon); returns how many.';
+
+CREATE OR REPLACE FUNCTION public.budget_usage_leaves_of(p_budget_id uuid)
+ RETURNS bigint[]
+ LANGUAGE sql
+ STABLE
+AS $function$
+        WITH RECURSIVE tree AS (
+          SELECT p_budget_id AS id
+          UNION
+          SELECT c.id FROM budget_definitions c JOIN tree t ON c.parent_id = t.id
+        )
+        SELECT coalesce(array_agg(l.id ORDER BY l.id), '{}')
+        FROM budget_usage_leaves l
+        WHERE l.budget_id = ANY (ARRAY(SELECT tree.id FROM tree))
+           OR l.matched_budget_ids && ARRAY(SELECT tree.id FROM tree)
+      $function$;
+
+COMMENT ON FUNCTION public.budget_usage_leaves_of(p_budget_id uuid) IS 'The leaves whose requests count toward a budget: its budget or a matched budget lies in the budget''s current subtree (the rule of budget_usage_rows).';
 
 CREATE OR REPLACE FUNCTION public.budget_usage_partition_add(p_parent text, p_month timestamp with time zone)
  RETURNS boolean
@@ -1028,6 +1105,21 @@ AS $function$
         IF n = 0 THEN
           RETURN NULL;
         END IF;
+
+        INSERT INTO budget_usage_leaves (budget_id, matched_budget_ids)
+        SELECT DISTINCT i.budget_id, i.matched_budget_ids FROM inserted_rows i
+        ORDER BY 1, 2
+        ON CONFLICT DO NOTHING;
+        INSERT INTO budget_usage_rollups AS u (leaf_id, grain, dimension, bucket, value, amount, usage_count)
+        SELECT l.id, g.grain, d.dimension, date_trunc(g.grain, i.occurred_at, 'UTC'), d.value, sum(i.amount), count(*)
+        FROM inserted_rows i
+        JOIN budget_usage_leaves l ON l.budget_id = i.budget_id AND l.matched_budget_ids IS NOT DISTINCT FROM i.matched_budget_ids
+        CROSS JOIN LATERAL budget_usage_dimensions(i.model_id, i.source, i.user_id, i.tags) d
+        CROSS JOIN (VALUES ('hour'), ('day')) g (grain)
+        GROUP BY 1, 2, 3, 4, 5
+        ORDER BY 1, 2, 3, 4, 5
+        ON CONFLICT ON CONSTRAINT budget_usage_rollups_key DO UPDATE
+          SET amount = u.amount + EXCLUDED.amount, usage_count = u.usage_count + EXCLUDED.usage_count;
         IF multi THEN
           INSERT INTO budget_usage_attributions (budget_id, occurred_at, usage_id, amount, primary_budget_id)
           SELECT DISTINCT m.id, i.occurred_at, i.id, i.amount, i.budget_id
@@ -1240,6 +1332,113 @@ AS $function$
       $function$;
 
 COMMENT ON FUNCTION public.budget_usage_rows(p_budget_id uuid, p_from timestamp with time zone, p_to timestamp with time zone) IS 'The ledger rows that count toward a budget in [from, to), each once: the one rule every report reads by.';
+
+CREATE OR REPLACE FUNCTION public.budget_usage_sums(p_budget_id uuid, p_from timestamp with time zone, p_to timestamp with time zone, p_dimension text DEFAULT NULL::text, p_bucket text DEFAULT NULL::text, p_timezone text DEFAULT 'UTC'::text)
+ RETURNS TABLE(bucket timestamp with time zone, dimension text, value text, amount numeric, usage_count bigint)
+ LANGUAGE plpgsql
+ STABLE
+ SET jit TO 'off'
+AS $function$
+      DECLARE
+        dims       text[] := CASE WHEN p_dimension IS NULL THEN ARRAY['total', 'model', 'source', 'user', 'tag'] ELSE ARRAY[p_dimension] END;
+        leaves     bigint[];
+        first_hour timestamptz := date_trunc('hour', p_from, 'UTC');
+        end_hour   timestamptz := date_trunc('hour', p_to, 'UTC');
+        first_day  timestamptz;
+        end_day    timestamptz;
+        use_days   boolean;
+      BEGIN
+        IF p_bucket IS NOT NULL AND p_bucket NOT IN ('hour', 'day') THEN
+          RAISE EXCEPTION 'budget_usage_sums: bucket must be NULL, hour or day, not %', p_bucket;
+        END IF;
+        IF NOT p_from < p_to THEN
+          RETURN;
+        END IF;
+        IF first_hour < p_from THEN
+          first_hour := first_hour + interval '1 hour';
+        END IF;
+        IF NOT first_hour < end_hour THEN
+          RETURN QUERY SELECT * FROM budget_usage_sums_raw(p_budget_id, p_from, p_to, dims, p_bucket, p_timezone);
+          RETURN;
+        END IF;
+        leaves := budget_usage_leaves_of(p_budget_id);
+        IF p_from < first_hour THEN
+          RETURN QUERY SELECT * FROM budget_usage_sums_raw(p_budget_id, p_from, first_hour, dims, p_bucket, p_timezone);
+        END IF;
+        IF end_hour < p_to THEN
+          RETURN QUERY SELECT * FROM budget_usage_sums_raw(p_budget_id, end_hour, p_to, dims, p_bucket, p_timezone);
+        END IF;
+        first_day := date_trunc('day', first_hour, 'UTC');
+        IF first_day < first_hour THEN
+          first_day := first_day + interval '24 hours';
+        END IF;
+        end_day := date_trunc('day', end_hour, 'UTC');
+        use_days := p_bucket IS DISTINCT FROM 'hour' AND first_day < end_day;
+        IF use_days AND p_bucket = 'day' THEN
+          -- Day rows serve local days only where a UTC day is a whole local day.
+          use_days := NOT EXISTS (
+            SELECT 1 FROM budget_usage_rollups r
+            WHERE r.leaf_id = ANY (leaves) AND r.grain = 'day' AND r.dimension = 'total'
+              AND r.bucket >= first_day AND r.bucket < end_day
+              AND NOT (date_trunc('day', r.bucket, p_timezone) = r.bucket
+                       AND date_trunc('day', r.bucket + interval '24 hours', p_timezone) = r.bucket + interval '24 hours'));
+        END IF;
+        IF NOT use_days THEN
+          RETURN QUERY SELECT * FROM budget_usage_sums_hours(p_budget_id, leaves, first_hour, end_hour, dims, p_bucket, p_timezone);
+          RETURN;
+        END IF;
+        RETURN QUERY
+          SELECT CASE WHEN p_bucket IS NOT NULL THEN r.bucket END, r.dimension, r.value, r.amount, r.usage_count
+          FROM budget_usage_rollups r
+          WHERE r.leaf_id = ANY (leaves) AND r.grain = 'day' AND r.dimension = ANY (dims)
+            AND r.bucket >= first_day AND r.bucket < end_day;
+        RETURN QUERY SELECT * FROM budget_usage_sums_hours(p_budget_id, leaves, first_hour, first_day, dims, p_bucket, p_timezone);
+        RETURN QUERY SELECT * FROM budget_usage_sums_hours(p_budget_id, leaves, end_day, end_hour, dims, p_bucket, p_timezone);
+      END
+      $function$;
+
+COMMENT ON FUNCTION public.budget_usage_sums(p_budget_id uuid, p_from timestamp with time zone, p_to timestamp with time zone, p_dimension text, p_bucket text, p_timezone text) IS 'The usage of [from, to) that counts toward a budget, as sums per dimension value (and bucket: none, UTC hour, or day in a time zone): roll-ups for whole hours and days, the ledger for partial hours.';
+
+CREATE OR REPLACE FUNCTION public.budget_usage_sums_hours(p_budget_id uuid, p_leaves bigint[], p_from timestamp with time zone, p_to timestamp with time zone, p_dimensions text[], p_bucket text, p_timezone text)
+ RETURNS TABLE(bucket timestamp with time zone, dimension text, value text, amount numeric, usage_count bigint)
+ LANGUAGE sql
+ STABLE
+AS $function$
+        WITH hours AS (
+          SELECT r.*, p_bucket = 'day' AND date_trunc('day', r.bucket, p_timezone)
+                        <> date_trunc('day', r.bucket + interval '1 hour' - interval '1 microsecond', p_timezone) AS split
+          FROM budget_usage_rollups r
+          WHERE r.leaf_id = ANY (p_leaves) AND r.grain = 'hour' AND r.dimension = ANY (p_dimensions)
+            AND r.bucket >= p_from AND r.bucket < p_to
+        )
+        SELECT CASE p_bucket WHEN 'hour' THEN h.bucket WHEN 'day' THEN date_trunc('day', h.bucket, p_timezone) END,
+               h.dimension, h.value, h.amount, h.usage_count
+        FROM hours h
+        WHERE h.split IS NOT TRUE
+        UNION ALL
+        SELECT s.*
+        FROM (SELECT DISTINCT h.bucket FROM hours h WHERE h.split) x
+        CROSS JOIN LATERAL budget_usage_sums_raw(p_budget_id, x.bucket, x.bucket + interval '1 hour', p_dimensions,
+                                                 p_bucket, p_timezone) s
+      $function$;
+
+COMMENT ON FUNCTION public.budget_usage_sums_hours(p_budget_id uuid, p_leaves bigint[], p_from timestamp with time zone, p_to timestamp with time zone, p_dimensions text[], p_bucket text, p_timezone text) IS 'budget_usage_sums over the hour roll-ups of whole hours [from, to); an hour a local midnight splits (bucket day) is read from the ledger.';
+
+CREATE OR REPLACE FUNCTION public.budget_usage_sums_raw(p_budget_id uuid, p_from timestamp with time zone, p_to timestamp with time zone, p_dimensions text[], p_bucket text, p_timezone text)
+ RETURNS TABLE(bucket timestamp with time zone, dimension text, value text, amount numeric, usage_count bigint)
+ LANGUAGE sql
+ STABLE
+AS $function$
+        SELECT CASE p_bucket WHEN 'hour' THEN date_trunc('hour', r.occurred_at, 'UTC')
+                             WHEN 'day' THEN date_trunc('day', r.occurred_at, p_timezone) END,
+               d.dimension, d.value, sum(r.amount), count(*)
+        FROM budget_usage_rows(p_budget_id, p_from, p_to) r
+        CROSS JOIN LATERAL budget_usage_dimensions(r.model_id, r.source, r.user_id, r.tags) d
+        WHERE d.dimension = ANY (p_dimensions)
+        GROUP BY 1, 2, 3
+      $function$;
+
+COMMENT ON FUNCTION public.budget_usage_sums_raw(p_budget_id uuid, p_from timestamp with time zone, p_to timestamp with time zone, p_dimensions text[], p_bucket text, p_timezone text) IS 'budget_usage_sums over the ledger itself: for the partial hours at a range''s edges and the hours a local midnight splits.';
 
 CREATE OR REPLACE FUNCTION public.calculate_budget_status(p_budget_id uuid, p_at timestamp with time zone DEFAULT now())
  RETURNS TABLE(period_start timestamp with time zone, period_end timestamp with time zone, active boolean, current_amount numeric, usage_count bigint, last_usage_at timestamp with time zone)

@@ -14,6 +14,7 @@ import { AlertDelivery1764305000000 } from '../../migrations/1764305000000-Alert
 import { Reporting1764306000000 } from '../../migrations/1764306000000-Reporting';
 import { AnomalyEvents1764307000000 } from '../../migrations/1764307000000-AnomalyEvents';
 import { TokenPricedUsage1764308000000 } from '../../migrations/1764308000000-TokenPricedUsage';
+import { UsageRollups1764309000000 } from '../../migrations/1764309000000-UsageRollups';
 import { PartitionedLedger1764310000000 } from '../../migrations/1764310000000-PartitionedLedger';
 
 /**
@@ -36,6 +37,7 @@ export const MIGRATIONS = [
   Reporting1764306000000,
   AnomalyEvents1764307000000,
   TokenPricedUsage1764308000000,
+  UsageRollups1764309000000,
   PartitionedLedger1764310000000,
 ];
 

@@ -16,7 +16,7 @@ import type { BudgetPeriodsDto, PeriodsQueryDto } from './dto/periods.dto';
 import { WhatIfDto, type WhatIfResultDto } from './dto/what-if.dto';
 import { forecastPlan, forecastWindow, historyRange } from './forecast';
 import { toAnomalyDto, toForecastDto, toPeriodDto, toWhatIfSettingsDto, toWhatIfWindowDto } from './reporting.mapper';
-import { ReportingRepository } from './reporting.repository';
+import { ReportingRepository, type PeriodRow } from './reporting.repository';
 import { usageCsv, usageCsvFileName } from './usage-csv';
 import { WindowReplay, type ProposedSettings } from './what-if-replay';
 
@@ -75,7 +75,9 @@ export class BudgetReportingService {
   /**
    * Replays the recorded usage of the current window (so far) and the `windows − 1` before it
    * against the proposed settings, oldest row first, through a cursor: memory stays bounded by
-   * the windows' tallies, and more than `WHAT_IF_MAX_ROWS` records is a 422 before the work grows.
+   * the windows' tallies. More than `WHAT_IF_MAX_ROWS` records is a 422 before any row is read
+   * (the windows' counts come from the roll-ups), and the cursor stops there too (for records
+   * added meanwhile). The replay itself needs every row in order: it reads the ledger.
    */
   async whatIf(budgetId: string, request: WhatIfDto): Promise<WhatIfResultDto> {
     const dto = await validateInput(WhatIfDto, request);
@@ -86,7 +88,10 @@ export class BudgetReportingService {
       alerts: dto.alerts === undefined ? budget.alerts : normaliseAlerts(dto.alerts),
       modelPolicy: dto.modelPolicy === undefined ? budget.modelPolicy : normaliseModelPolicy(dto.modelPolicy),
     };
-    const windows = (await this.reports.recentWindows(budgetId, this.clock.now(), dto.windows ?? 1)).reverse();
+    const periods = await this.reports.periods(budgetId, this.clock.now(), dto.windows ?? 1);
+    const maxRows = this.config.whatIfMaxRows;
+    if (periods.reduce((sum, period) => sum + Number(period.usageCount), 0) > maxRows) throw this.tooManyRows(periods, maxRows);
+    const windows = [...periods].reverse();
     const named = {
       budgetId: budget.id,
       name: budget.name,
@@ -98,7 +103,6 @@ export class BudgetReportingService {
       criticalThreshold: budget.criticalThreshold,
     };
     const replays = windows.map((window) => new WindowReplay(named, settings, window.periodStart, window.periodEnd));
-    const maxRows = this.config.whatIfMaxRows;
     const cursor = await this.reports.replayCursor(
       budgetId,
       windows[0].periodStart,
@@ -111,7 +115,7 @@ export class BudgetReportingService {
       let index = 0;
       for await (const row of cursor.rows) {
         read += 1;
-        if (read > maxRows) throw await this.tooManyRows(budgetId, windows.length, maxRows);
+        if (read > maxRows) throw this.tooManyRows(await this.reports.periods(budgetId, this.clock.now(), windows.length), maxRows);
         while (index < replays.length - 1 && row.occurredAt >= replays[index].periodEnd) index += 1;
         replays[index].add(row);
       }
@@ -152,9 +156,9 @@ export class BudgetReportingService {
     return { fileName: usageCsvFileName(budgetId, query.from, query.to), body };
   }
 
-  /** The 422 of a replay too large, naming how many windows would fit. */
-  private async tooManyRows(budgetId: string, windows: number, maxRows: number): Promise<DomainError> {
-    const periods = await this.reports.periods(budgetId, this.clock.now(), windows);
+  /** The 422 of a replay too large, naming how many of its windows (newest first) would fit. */
+  private tooManyRows(periods: PeriodRow[], maxRows: number): DomainError {
+    const windows = periods.length;
     let fitting = 0;
     for (let total = 0; fitting < periods.length; fitting += 1) {
       total += Number(periods[fitting].usageCount);

@@ -10,7 +10,10 @@ import type { AnomalySensitivity } from '../budget/budget.types';
 /**
  * Every statement of the Budget Reporter. The usage of a budget is read only through
  * `budget_usage_rows(budget, from, to)`, the one definition of which ledger rows count toward a
- * budget; nothing here reads `budget_usage_records` by budget id.
+ * budget, or through `budget_usage_sums(budget, from, to, …)`, its sums from the roll-ups (whole
+ * hours and days; the ledger only for partial hours): totals read the roll-ups, so their cost
+ * follows the buckets of a range rather than its rows, and only what needs the rows themselves
+ * (the what-if replay, the export) reads them. Nothing here reads `budget_usage_records` by budget id.
  */
 
 export interface WindowRow {
@@ -140,8 +143,8 @@ export class ReportingRepository {
                WHERE h.budget_id = $1::uuid AND h.period_start = w.period_start)::text AS "alertsTriggered"
        FROM budget_recent_windows($1::uuid, $2::timestamptz, $3::integer) w
        CROSS JOIN LATERAL (
-         SELECT coalesce(sum(r.amount), 0) AS spent, count(*) AS n
-         FROM budget_usage_rows($1::uuid, w.period_start, w.period_end) r
+         SELECT coalesce(sum(s.amount), 0) AS spent, coalesce(sum(s.usage_count), 0) AS n
+         FROM budget_usage_sums($1::uuid, w.period_start, w.period_end, 'total') s
        ) u
        ORDER BY w.ordinal`,
       [budgetId, at.toISOString(), count],
@@ -151,19 +154,19 @@ export class ReportingRepository {
   /** Spend in [from, to). */
   async spent(budgetId: string, from: Date, to: Date): Promise<string> {
     const rows = await this.dataSource.query(
-      `SELECT coalesce(sum(r.amount), 0)::text AS total FROM budget_usage_rows($1::uuid, $2::timestamptz, $3::timestamptz) r`,
+      `SELECT coalesce(sum(s.amount), 0)::text AS total FROM budget_usage_sums($1::uuid, $2::timestamptz, $3::timestamptz, 'total') s`,
       [budgetId, from.toISOString(), to.toISOString()],
     );
     return rows[0].total;
   }
 
-  /** Spend per bucket of `bucketSeconds` (aligned to the epoch) in [from, to); empty buckets are absent. */
+  /** Spend per UTC hour or day (`bucketSeconds` 3600 or 86400) in [from, to); empty buckets are absent. */
   bucketTotals(budgetId: string, from: Date, to: Date, bucketSeconds: number): Promise<BucketRow[]> {
     return this.dataSource.query(
-      `SELECT floor(extract(epoch FROM r.occurred_at) / $4::integer)::bigint::text AS bucket, sum(r.amount)::text AS total
-       FROM budget_usage_rows($1::uuid, $2::timestamptz, $3::timestamptz) r
+      `SELECT floor(extract(epoch FROM s.bucket) / $5::integer)::bigint::text AS bucket, sum(s.amount)::text AS total
+       FROM budget_usage_sums($1::uuid, $2::timestamptz, $3::timestamptz, 'total', $4::text, 'UTC') s
        GROUP BY 1`,
-      [budgetId, from.toISOString(), to.toISOString(), bucketSeconds],
+      [budgetId, from.toISOString(), to.toISOString(), bucketSeconds === 3600 ? 'hour' : 'day', bucketSeconds],
     );
   }
 
@@ -228,8 +231,8 @@ export class ReportingRepository {
       `SELECT b.id AS "budgetId", b.currency, b.amount::text AS "limit",
               b.anomaly_detection->>'sensitivity' AS sensitivity,
               ARRAY(
-                SELECT (SELECT coalesce(sum(r.amount), 0)
-                        FROM budget_usage_rows(b.id, h.at, h.at + interval '1 hour') r)::text
+                SELECT (SELECT coalesce(sum(s.amount), 0)
+                        FROM budget_usage_sums(b.id, h.at, h.at + interval '1 hour', 'total') s)::text
                 FROM generate_series(0, 7) AS d(n)
                 CROSS JOIN LATERAL (SELECT $1::timestamptz - d.n * interval '24 hours' AS at) h
                 WHERE h.at >= b.start_date

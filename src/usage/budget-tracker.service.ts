@@ -19,7 +19,7 @@ import type { UsageRecordResponseDto } from './dto/usage-record-response.dto';
 import type { UsageBreakdownDto, UsageSummaryDto } from './dto/usage-summary.dto';
 import { UsageEvents, type FiredAlert } from './usage.events';
 import { toUsageRecord } from './usage.mapper';
-import { priceHintFields, UsageRepository, type SummaryRow, type UsageWrite } from './usage.repository';
+import { priceHintFields, UsageRepository, type SummaryDimension, type UsageWrite } from './usage.repository';
 import { toUsageWrite } from './usage-write';
 
 export interface RecordUsageOptions {
@@ -141,25 +141,24 @@ export class BudgetTrackerService {
     const q = await validateInput(UsageRangeQueryDto, query);
     const budget = await this.registry.getRecord(budgetId);
     const rows = await this.usage.summary(budgetId, q.from, q.to, this.clock.now());
-    const breakdown = (grouping: number, key: (row: SummaryRow) => string | null): UsageBreakdownDto[] =>
+    const breakdown = (dimension: SummaryDimension): UsageBreakdownDto[] =>
       rows
-        .filter((row) => row.grouping === grouping)
-        .map((row) => ({ key: key(row), amount: toMoneyNumber(row.total), count: Number(row.count) }))
+        .filter((row) => row.dimension === dimension)
+        .map((row) => ({ key: row.key, amount: toMoneyNumber(row.total!), count: Number(row.count) }))
         .sort((a, b) => b.amount - a.amount || String(a.key).localeCompare(String(b.key)));
-    // GROUPING(model_id, source, user_id, day, tag) is a bitmask: 1 marks a column not grouped on.
-    const total = rows.find((row) => row.grouping === 0b11111)!;
+    const total = rows.find((row) => row.dimension === 'total');
     return {
       budgetId,
       currency: budget.currency,
-      from: total.rangeFrom.toISOString(),
-      to: total.rangeTo.toISOString(),
-      total: toMoneyNumber(total.total),
-      count: Number(total.count),
-      byModel: breakdown(0b01111, (row) => row.modelId),
-      bySource: breakdown(0b10111, (row) => row.source),
-      byUser: breakdown(0b11011, (row) => row.userId),
-      byDay: breakdown(0b11101, (row) => row.day).sort((a, b) => String(a.key).localeCompare(String(b.key))),
-      byTag: breakdown(0b11110, (row) => row.tag),
+      from: rows[0].rangeFrom.toISOString(),
+      to: rows[0].rangeTo.toISOString(),
+      total: total ? toMoneyNumber(total.total!) : 0,
+      count: total ? Number(total.count) : 0,
+      byModel: breakdown('model'),
+      bySource: breakdown('source'),
+      byUser: breakdown('user'),
+      byDay: breakdown('day').sort((a, b) => String(a.key).localeCompare(String(b.key))),
+      byTag: breakdown('tag'),
     };
   }
 

@@ -120,15 +120,15 @@ export interface HistoryFilter {
   limit: number;
 }
 
+/** A summary dimension: the breakdowns of budget_usage_sums, and the days of the budget's time zone. */
+export type SummaryDimension = 'total' | 'model' | 'source' | 'user' | 'tag' | 'day';
+
+/** One line of a summary: the sum and count of one value of one dimension (none when nothing counts). */
 export interface SummaryRow {
-  grouping: number;
-  modelId: string | null;
-  source: string | null;
-  userId: string | null;
-  day: string | null;
-  tag: string | null;
-  total: string;
-  count: string;
+  dimension: SummaryDimension | null;
+  key: string | null;
+  total: string | null;
+  count: string | null;
   rangeFrom: Date;
   rangeTo: Date;
 }
@@ -315,59 +315,34 @@ export class UsageRepository {
   }
 
   /**
-   * Total, count and the five breakdowns in one scan (GROUPING SETS) over the requests that count
-   * toward the budget (the rule of `budget_usage_rows`: its subtree's rows and attributions, each once),
-   * for [from, to) or, by default, the window containing `at`. Days are local to the budget's time
-   * zone. A request carrying several tags counts once in every breakdown but `byTag`, where it counts
-   * under each of its tags: each row is joined to its tags with their ordinal, and the other sets
-   * count only the first (or the only, untagged) line of a row.
+   * Total, count and the five breakdowns over the requests that count toward the budget (the rule
+   * of `budget_usage_rows`: its subtree's rows and attributions, each once), for [from, to) or, by
+   * default, the window containing `at`, read from the roll-ups (`budget_usage_sums`: day and hour
+   * rows, the ledger only for partial hours at the edges), so the cost follows the buckets in the
+   * range, not the requests. Days are local to the budget's time zone. A request carrying several
+   * tags counts once in every breakdown but `byTag`, where it counts under each of its tags.
    */
   async summary(budgetId: string, from: string | undefined, to: string | undefined, at: Date): Promise<SummaryRow[]> {
     return this.dataSource.query(
-      `WITH RECURSIVE tree AS (
-         SELECT $1::uuid AS id
-         UNION
-         SELECT c.id FROM budget_definitions c JOIN tree t ON c.parent_id = t.id
-       ), budget AS (
+      `WITH budget AS (
          SELECT b.timezone, coalesce($2::timestamptz, w.period_start) AS range_from,
                 coalesce($3::timestamptz, w.period_end) AS range_to
          FROM budget_definitions b,
               budget_period_window(b.start_date, b.end_date, b.period, b.custom_period_days, b.recurring, b.timezone,
                                    $4::timestamptz) w
          WHERE b.id = $1::uuid
-       ), counted AS (
-         -- The rule of budget_usage_rows(), with only the grouped columns: the subtree's own rows
-         -- (index-only, keyed on the tree's budget ids and the range) and the rows attributed to the
-         -- subtree whose first match lies outside it, each once.
-         SELECT r.amount, r.model_id, r.source, r.user_id, r.tags, r.occurred_at
-         FROM budget, budget_usage_records r
-         WHERE r.budget_id = ANY (ARRAY(SELECT tree.id FROM tree))
-           AND r.occurred_at >= budget.range_from AND r.occurred_at < budget.range_to
+       ), lines AS (
+         SELECT s.dimension, s.value AS key, sum(s.amount) AS total, sum(s.usage_count) AS n
+         FROM budget, budget_usage_sums($1::uuid, budget.range_from, budget.range_to) s
+         GROUP BY s.dimension, s.value
          UNION ALL
-         SELECT r.amount, r.model_id, r.source, r.user_id, r.tags, r.occurred_at
-         FROM (SELECT DISTINCT a.usage_id, a.occurred_at
-               FROM budget, budget_usage_attributions a
-               WHERE a.budget_id = ANY (ARRAY(SELECT tree.id FROM tree))
-                 AND a.occurred_at >= budget.range_from AND a.occurred_at < budget.range_to
-                 AND NOT a.primary_budget_id = ANY (ARRAY(SELECT tree.id FROM tree))) x
-         JOIN budget_usage_records r ON r.id = x.usage_id AND r.occurred_at = x.occurred_at
-       ), usage AS (
-         SELECT c.amount, c.model_id, c.source, c.user_id, t.tag, t.k,
-                to_char(c.occurred_at AT TIME ZONE budget.timezone, 'YYYY-MM-DD') AS day
-         FROM budget, counted c
-         LEFT JOIN LATERAL unnest(c.tags) WITH ORDINALITY t (tag, k) ON true
+         SELECT 'day', to_char(s.bucket AT TIME ZONE budget.timezone, 'YYYY-MM-DD'), sum(s.amount), sum(s.usage_count)
+         FROM budget, budget_usage_sums($1::uuid, budget.range_from, budget.range_to, 'total', 'day', budget.timezone) s
+         GROUP BY 2
        )
-       SELECT GROUPING(model_id, source, user_id, day, tag) AS grouping, model_id AS "modelId", source,
-              user_id AS "userId", day, tag,
-              CASE WHEN GROUPING(tag) = 0 AND tag IS NOT NULL
-                   THEN coalesce(sum(amount) FILTER (WHERE tag IS NOT NULL), 0)
-                   ELSE coalesce(sum(amount) FILTER (WHERE k IS NULL OR k = 1), 0) END::text AS total,
-              CASE WHEN GROUPING(tag) = 0 AND tag IS NOT NULL
-                   THEN count(*) FILTER (WHERE tag IS NOT NULL)
-                   ELSE count(*) FILTER (WHERE k IS NULL OR k = 1) END::text AS count,
-              (SELECT range_from FROM budget) AS "rangeFrom", (SELECT range_to FROM budget) AS "rangeTo"
-       FROM usage
-       GROUP BY GROUPING SETS ((), (model_id), (source), (user_id), (day), (tag))`,
+       SELECT l.dimension, l.key, l.total::text AS total, l.n::text AS count,
+              budget.range_from AS "rangeFrom", budget.range_to AS "rangeTo"
+       FROM budget LEFT JOIN lines l ON true`,
       [budgetId, from ?? null, to ?? null, at.toISOString()],
     );
   }
