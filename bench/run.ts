@@ -646,8 +646,23 @@ async function main(): Promise<void> {
     await db.query(`ALTER TABLE budget_usage_records ENABLE TRIGGER budget_usage_records_rollup`);
     const t0 = Date.now();
     await db.query(`SELECT refresh_budget_status_cache($1::uuid)`, [big.id]);
+    // The trigger also keeps the roll-ups: rebuild the big budget's from its rows, as the
+    // UsageRollups migration's backfill does (its only leaf: single-budget rows).
+    await db.query(`INSERT INTO budget_usage_leaves (budget_id, matched_budget_ids) VALUES ($1, NULL) ON CONFLICT DO NOTHING`, [big.id]);
+    const leaf = `(SELECT id FROM budget_usage_leaves WHERE budget_id = $1 AND matched_budget_ids IS NULL)`;
+    await db.query(`DELETE FROM budget_usage_rollups WHERE leaf_id = ${leaf}`, [big.id]);
+    await db.query(
+      `INSERT INTO budget_usage_rollups (leaf_id, grain, dimension, bucket, value, amount, usage_count)
+       SELECT ${leaf}, g.grain, d.dimension, date_trunc(g.grain, r.occurred_at, 'UTC'), d.value, sum(r.amount), count(*)
+       FROM budget_usage_records r
+       CROSS JOIN LATERAL budget_usage_dimensions(r.model_id, r.source, r.user_id, r.tags) d
+       CROSS JOIN (VALUES ('hour'), ('day')) g (grain)
+       WHERE r.budget_id = $1
+       GROUP BY 1, 2, 3, 4, 5`,
+      [big.id],
+    );
     bulk.refreshSeconds = (Date.now() - t0) / 1000;
-    log(`  trigger re-enabled; refresh_budget_status_cache took ${bulk.refreshSeconds.toFixed(1)}s`);
+    log(`  trigger re-enabled; the status cache and the roll-ups rebuilt in ${bulk.refreshSeconds.toFixed(1)}s`);
   }
   const loadSeconds = (Date.now() - loadStart) / 1000;
   const rate = (rows: number, s: number) => (s ? Math.round(rows / s) : 0);
