@@ -287,6 +287,22 @@ describe('Token-priced usage and checks (SPEC §14)', () => {
       expect(none.body).toEqual(expect.objectContaining({ rule: 'auto-downgrade', suggestedModel: 'tok-unpriced', suggestedModelEstimatedCost: null }));
     });
 
+    it('checks reuse the price a check read moments before, exactly; an override PUT applies to the next check at once', async () => {
+      const modelId = 'tok-check-cache';
+      await putPrice('acme', modelId, { inputPerMTok: '3', outputPerMTok: '15', effectiveFrom: '2024-01-01T00:00:00Z' });
+      const budget = await createBudget({ amount: 1_000_000 });
+      const check = (inputTokens: number, outputTokens: number) =>
+        t.request('POST', `${BUDGETS}/${budget.id}/check-constraints`, { modelId, provider: 'acme', estimatedInputTokens: inputTokens, estimatedOutputTokens: outputTokens });
+      const counts = [[1, 1], [123_457, 98_765], [999_999_999, 7], [0, 0]];
+      for (const [input, output] of counts) {
+        const res = await check(input, output);
+        expect(res.body.estimatedCost).toBe(Number(costAt({ input: '3', output: '15', cached: null }, { inputTokens: input, outputTokens: output })));
+      }
+      await putPrice('acme', modelId, { inputPerMTok: '2.5', outputPerMTok: '10.0000000001', effectiveFrom: new Date(Date.now() - 1000).toISOString() });
+      const after = await check(123_457, 98_765);
+      expect(after.body.estimatedCost).toBe(Number(costAt({ input: '2.5', output: '10.0000000001', cached: null }, { inputTokens: 123_457, outputTokens: 98_765 })));
+    });
+
     it('a reservation holds the tokens\' cost', async () => {
       const budget = await createBudget({ amount: 100 });
       const res = await t.request('POST', `${BUDGETS}/${budget.id}/check-constraints`, {

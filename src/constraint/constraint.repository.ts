@@ -107,21 +107,27 @@ export class ConstraintRepository {
   ): Promise<{ rows: CheckContextRow[]; choice: PriceChoice }> {
     const rows = await this.dataSource.query(
       `WITH choice AS MATERIALIZED (
-         SELECT c.price_id, c.provider, c.error_code, c.providers, model_price_cost(c, $9::integer, $10::integer, NULL)::text AS amount
+         SELECT c.price_id, c.provider, c.error_code, c.providers, model_price_cost(c, $9::integer, $10::integer, NULL)::text AS amount,
+                c.input_per_mtok::text AS input, c.output_per_mtok::text AS output, c.cached_input_per_mtok::text AS cached
          FROM model_price_choose($8, $5, $4::timestamptz, $11, $12, $13) c)
        SELECT choice.price_id AS "priceId", choice.provider AS "priceProvider", choice.error_code AS "errorCode",
-              choice.providers, choice.amount AS "estimatedCost", ctx.*
+              choice.providers, choice.amount AS "estimatedCost", choice.input AS "inputPerMTok",
+              choice.output AS "outputPerMTok", choice.cached AS "cachedInputPerMTok", ctx.*
        FROM choice LEFT JOIN LATERAL (SELECT ${CONTEXT_COLUMNS} FROM ${CONTEXT_CALL}) ctx ON true`,
       [
         ...contextParams(budgetIds, scopes, at, traits), tokens.provider ?? null, tokens.inputTokens, tokens.outputTokens,
         hints.maker, hints.aliasProvider, hints.aliasModelId,
       ],
     );
-    const { priceId, priceProvider, errorCode, providers, estimatedCost } = rows[0];
+    const { priceId, priceProvider, errorCode, providers, estimatedCost, inputPerMTok, outputPerMTok, cachedInputPerMTok } = rows[0];
     const contexts = rows
       .filter((row: CheckContextRow) => row.budgetId !== null)
-      .map(({ priceId: _p, priceProvider: _pp, errorCode: _e, providers: _ps, estimatedCost: _c, ...row }: Record<string, unknown>) => row as unknown as CheckContextRow);
-    return { rows: contexts, choice: { priceId, provider: priceProvider, errorCode, providers, amount: estimatedCost } };
+      .map(
+        ({ priceId: _p, priceProvider: _pp, errorCode: _e, providers: _ps, estimatedCost: _c, inputPerMTok: _i, outputPerMTok: _o, cachedInputPerMTok: _ci, ...row }: Record<string, unknown>) =>
+          row as unknown as CheckContextRow,
+      );
+    const rates = priceId === null ? null : { inputPerMTok, outputPerMTok, cachedInputPerMTok };
+    return { rows: contexts, choice: { priceId, provider: priceProvider, errorCode, providers, amount: estimatedCost, rates } };
   }
 
   /** Triggered alerts of a budget, newest first: the current window's, or all. */

@@ -105,7 +105,11 @@ export class ConstraintService implements ConstraintChecker {
     return { ...decided, suggestedModelEstimatedCost: await this.costOnModel(decided.combined.suggestedModel, estimate.tokens, at) };
   }
 
-  /** The check's context and the price of its estimated tokens, in one round trip. */
+  /**
+   * The check's context and the price of its estimated tokens, in one round trip: the price this
+   * instance read for the model in the last few seconds (PriceCatalogService.cachedCheckCost), or
+   * else the catalog's, read in the context's own statement and kept for the next checks.
+   */
   private async pricedContext(
     budgetIds: string[],
     scopes: Scope[],
@@ -113,9 +117,13 @@ export class ConstraintService implements ConstraintChecker {
     traits: RequestTraits & { modelId: string },
     tokens: EstimatedTokens,
   ): Promise<{ rows: CheckContextRow[]; cost: Decimal }> {
+    const request = { provider: tokens.provider, modelId: traits.modelId, at };
+    const cached = this.pricing.cachedCheckCost({ ...request, inputTokens: tokens.inputTokens, outputTokens: tokens.outputTokens });
+    if (cached) return { rows: await this.constraints.checkContext(budgetIds, scopes, at, traits), cost: new Decimal(cached.amount) };
     const hints = await this.pricing.lookupHints(traits.modelId, tokens.provider);
     const { rows, choice } = await this.constraints.pricedCheckContext(budgetIds, scopes, at, traits, tokens, hints);
-    const priced = this.pricing.acceptChoice(choice, { provider: tokens.provider, modelId: traits.modelId, at });
+    const priced = this.pricing.acceptChoice(choice, request);
+    this.pricing.rememberCheckPrice(request, choice);
     return { rows, cost: new Decimal(priced.amount) };
   }
 

@@ -13,13 +13,28 @@ import type { PriceChoice, PriceLookupHints, TokenPricedRequest } from './pricin
 import { planOverride } from './price-versioning';
 import { toPriceResponse } from './price.mapper';
 import { priceNotFound, priceVersionConflict, providerRequired } from './pricing.errors';
-import { tokenCost } from './token-cost';
+import { tokenCost, type TokenPriceRates } from './token-cost';
 
 /** The source of versions created through PUT /prices. */
 export const OVERRIDE_SOURCE = 'admin';
 
 /** How many (model id, provider) pairs keep their lookup hints in memory (the package's matching runs once per pair). */
 const HINTS_KEPT = 5000;
+
+/**
+ * How long a check may estimate with a price this instance read for it before (the check's own
+ * clock): a check then needs no catalog lookup in its statement. An override PUT here applies at
+ * once; one PUT on another instance reaches this one's checks within this time. Recorded usage is
+ * never priced from here: the writers read the catalog in their own statement, every time.
+ */
+export const CHECK_PRICE_TTL_MS = 5_000;
+
+interface CheckPrice {
+  priceId: string;
+  provider: string;
+  rates: TokenPriceRates;
+  readAt: number;
+}
 
 /** The exact cost of a request's tokens, and the price version it was computed from. */
 export interface TokenCost {
@@ -47,6 +62,7 @@ export interface PutPriceResult {
 export class PriceCatalogService {
   private providers?: Promise<Provider[]>;
   private readonly hints = new Map<string, PriceLookupHints>();
+  private readonly checkPrices = new Map<string, CheckPrice>();
 
   constructor(private readonly prices: PriceCatalogRepository) {}
 
@@ -80,6 +96,8 @@ export class PriceCatalogService {
       (overlapping) => planOverride(overlapping, requested),
     );
     if (outcome.kind === 'conflict') throw priceVersionConflict(provider, modelId, outcome.existing);
+    // Checks here price with the new version from now on (a model's id may be cached under its aliases too).
+    this.checkPrices.clear();
     return { price: toPriceResponse(outcome.price), created: outcome.kind === 'created' };
   }
 
@@ -133,6 +151,26 @@ export class PriceCatalogService {
     if (this.hints.size >= HINTS_KEPT) this.hints.delete(this.hints.keys().next().value!);
     this.hints.set(key, hints);
     return hints;
+  }
+
+  /**
+   * A check's estimated tokens priced with the version a check read for the same model and
+   * provider less than CHECK_PRICE_TTL_MS before `at` (undefined when there is none: read it).
+   */
+  cachedCheckCost(request: Omit<TokenPricedRequest, 'cachedInputTokens'>): { amount: string; priceId: string; provider: string } | undefined {
+    const known = this.checkPrices.get(`${request.provider ?? ''}/${request.modelId}`);
+    const at = request.at.getTime();
+    if (!known || at < known.readAt || at >= known.readAt + CHECK_PRICE_TTL_MS) return undefined;
+    return { amount: tokenCost(known.rates, request), priceId: known.priceId, provider: known.provider };
+  }
+
+  /** Keeps the version a check's statement chose, for the checks of the next CHECK_PRICE_TTL_MS. */
+  rememberCheckPrice(request: Pick<TokenPricedRequest, 'provider' | 'modelId' | 'at'>, choice: PriceChoice): void {
+    if (!choice.rates || choice.priceId === null || choice.provider === null) return;
+    if (this.checkPrices.size >= HINTS_KEPT) this.checkPrices.delete(this.checkPrices.keys().next().value!);
+    this.checkPrices.set(`${request.provider ?? ''}/${request.modelId}`, {
+      priceId: choice.priceId, provider: choice.provider, rates: choice.rates, readAt: request.at.getTime(),
+    });
   }
 
   /**

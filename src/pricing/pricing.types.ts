@@ -1,3 +1,5 @@
+import type { TokenPriceRates } from './token-cost';
+
 /**
  * What the catalog's SQL rule of SPEC §14 (`model_price_choose`) needs from the package's code,
  * which SQL cannot run: the provider the package marks as the id's maker, and the package's match
@@ -29,4 +31,6 @@ export interface PriceChoice {
   errorCode: 'PRICE_NOT_FOUND' | 'PROVIDER_REQUIRED' | null;
   /** With PROVIDER_REQUIRED: the providers listing the id. */
   providers: string[] | null;
+  /** The version's prices (NUMERIC text), when one was chosen and the reader asked for them. */
+  rates?: TokenPriceRates | null;
 }
