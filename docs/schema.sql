@@ -267,10 +267,10 @@ CREATE TABLE public.budget_usage_rollups (
   CONSTRAINT budget_usage_rollups_check CHECK (bucket = date_trunc(grain, bucket, 'UTC'::text)),
   CONSTRAINT budget_usage_rollups_check1 CHECK (value IS NULL OR dimension <> 'total'::text),
   CONSTRAINT budget_usage_rollups_dimension_check CHECK (dimension = ANY (ARRAY['total'::text, 'model'::text, 'source'::text, 'user'::text, 'tag'::text])),
-  CONSTRAINT budget_usage_rollups_grain_check CHECK (grain = ANY (ARRAY['hour'::text, 'day'::text]))
+  CONSTRAINT budget_usage_rollups_grain_check CHECK (grain = ANY (ARRAY['hour'::text, 'day'::text, 'month'::text]))
 );
 
-COMMENT ON TABLE public.budget_usage_rollups IS 'Sums of the ledger per leaf, UTC hour or day, and dimension value (a request counts once per dimension, under each of its tags): kept by the ledger trigger in the same transaction.';
+COMMENT ON TABLE public.budget_usage_rollups IS 'Sums of the ledger per leaf, UTC hour, day or month, and dimension value (a request counts once per dimension, under each of its tags): kept by the ledger trigger in the same transaction.';
 
 CREATE TABLE public.model_prices (
   id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -1115,7 +1115,7 @@ AS $function$
         FROM inserted_rows i
         JOIN budget_usage_leaves l ON l.budget_id = i.budget_id AND l.matched_budget_ids IS NOT DISTINCT FROM i.matched_budget_ids
         CROSS JOIN LATERAL budget_usage_dimensions(i.model_id, i.source, i.user_id, i.tags) d
-        CROSS JOIN (VALUES ('hour'), ('day')) g (grain)
+        CROSS JOIN (VALUES ('hour'), ('day'), ('month')) g (grain)
         GROUP BY 1, 2, 3, 4, 5
         ORDER BY 1, 2, 3, 4, 5
         ON CONFLICT ON CONSTRAINT budget_usage_rollups_key DO UPDATE
@@ -1347,6 +1347,8 @@ AS $function$
         first_day  timestamptz;
         end_day    timestamptz;
         use_days   boolean;
+        first_month timestamptz;
+        end_month  timestamptz;
       BEGIN
         IF p_bucket IS NOT NULL AND p_bucket NOT IN ('hour', 'day') THEN
           RAISE EXCEPTION 'budget_usage_sums: bucket must be NULL, hour or day, not %', p_bucket;
@@ -1387,11 +1389,37 @@ AS $function$
           RETURN QUERY SELECT * FROM budget_usage_sums_hours(p_budget_id, leaves, first_hour, end_hour, dims, p_bucket, p_timezone);
           RETURN;
         END IF;
+        -- Without buckets, whole UTC months come from month rows (timestamp arithmetic in UTC, so the
+        -- session's time zone never moves a month's start).
+        first_month := end_day;
+        end_month := end_day;
+        IF p_bucket IS NULL THEN
+          first_month := date_trunc('month', first_day, 'UTC');
+          IF first_month < first_day THEN
+            first_month := (date_trunc('month', first_day AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC';
+          END IF;
+          end_month := greatest(first_month, date_trunc('month', end_day, 'UTC'));
+          IF first_month >= end_day THEN
+            first_month := end_day;
+            end_month := end_day;
+          END IF;
+          RETURN QUERY
+            SELECT NULL::timestamptz, r.dimension, r.value, r.amount, r.usage_count
+            FROM budget_usage_rollups r
+            WHERE r.leaf_id = ANY (leaves) AND r.grain = 'month' AND r.dimension = ANY (dims)
+              AND r.bucket >= first_month AND r.bucket < end_month;
+        END IF;
+        -- The days before the first whole month (all days when there is none), then those after the last.
         RETURN QUERY
           SELECT CASE WHEN p_bucket IS NOT NULL THEN r.bucket END, r.dimension, r.value, r.amount, r.usage_count
           FROM budget_usage_rollups r
           WHERE r.leaf_id = ANY (leaves) AND r.grain = 'day' AND r.dimension = ANY (dims)
-            AND r.bucket >= first_day AND r.bucket < end_day;
+            AND r.bucket >= first_day AND r.bucket < first_month;
+        RETURN QUERY
+          SELECT CASE WHEN p_bucket IS NOT NULL THEN r.bucket END, r.dimension, r.value, r.amount, r.usage_count
+          FROM budget_usage_rollups r
+          WHERE r.leaf_id = ANY (leaves) AND r.grain = 'day' AND r.dimension = ANY (dims)
+            AND r.bucket >= end_month AND r.bucket < end_day;
         RETURN QUERY SELECT * FROM budget_usage_sums_hours(p_budget_id, leaves, first_hour, first_day, dims, p_bucket, p_timezone);
         RETURN QUERY SELECT * FROM budget_usage_sums_hours(p_budget_id, leaves, end_day, end_hour, dims, p_bucket, p_timezone);
       END

@@ -4,7 +4,7 @@ import { Attribution1764304000000 } from './1764304000000-Attribution';
 
 /**
  * Roll-ups of the usage ledger (SPEC §17, issue 19): summaries, periods and forecasts read sums
- * per UTC hour and UTC day instead of the ledger's rows, so their cost follows the number of
+ * per UTC hour, day and month instead of the ledger's rows, so their cost follows the number of
  * buckets in a range, not the number of requests. docs/reporting.md, "Roll-ups", has the design.
  *
  * - A *leaf* (`budget_usage_leaves`) is what decides where a request counts: its first budget and
@@ -12,7 +12,7 @@ import { Attribution1764304000000 } from './1764304000000-Attribution';
  *   counts toward B exactly when its leaf's budget or one of its matched budgets lies in B's subtree
  *   (the rule of `budget_usage_rows`), so sums kept per leaf stay exact whatever the tree becomes:
  *   each request is in one leaf, and a leaf counts toward B once or not at all.
- * - `budget_usage_rollups`: per leaf, grain (UTC `hour` or `day`), dimension and value, the sum of
+ * - `budget_usage_rollups`: per leaf, grain (UTC `hour`, `day` or `month`), dimension and value, the sum of
  *   the amounts and the number of requests. Dimensions are those the summary breaks down by, each
  *   on its own row (`total`; `model`, `source`, `user`: one value per request; `tag`: one row per
  *   tag of a request, NULL for an untagged one), so the rows of a bucket grow with the number of
@@ -20,7 +20,8 @@ import { Attribution1764304000000 } from './1764304000000-Attribution';
  * - The ledger's statement trigger keeps them in the same transaction as the rows (one grouped
  *   upsert per statement, in key order, leaves first: concurrent writers never deadlock on them).
  * - `budget_usage_sums(budget, from, to, …)`: the usage of [from, to) that counts toward a budget,
- *   from day rows for whole UTC days, hour rows for whole hours, and the ledger (through
+ *   from month rows for whole UTC months (when nothing is bucketed), day rows for whole UTC days,
+ *   hour rows for whole hours, and the ledger (through
  *   `budget_usage_rows`) only for the partial hours at the edges.
  * - Existing rows are rolled up here, while the ledger is locked against writes (reads go on).
  */
@@ -45,7 +46,7 @@ export class UsageRollups1764309000000 implements MigrationInterface {
     await queryRunner.query(`
       CREATE TABLE budget_usage_rollups (
         leaf_id     bigint NOT NULL REFERENCES budget_usage_leaves (id),
-        grain       text NOT NULL CHECK (grain IN ('hour', 'day')),
+        grain       text NOT NULL CHECK (grain IN ('hour', 'day', 'month')),
         dimension   text NOT NULL CHECK (dimension IN ('total', 'model', 'source', 'user', 'tag')),
         bucket      timestamptz NOT NULL CHECK (bucket = date_trunc(grain, bucket, 'UTC')),
         value       text CHECK (value IS NULL OR dimension <> 'total'),
@@ -55,7 +56,7 @@ export class UsageRollups1764309000000 implements MigrationInterface {
       ) WITH (fillfactor = 80)`);
     await queryRunner.query(`
       COMMENT ON TABLE budget_usage_rollups IS
-        'Sums of the ledger per leaf, UTC hour or day, and dimension value (a request counts once per dimension, under each of its tags): kept by the ledger trigger in the same transaction.'`);
+        'Sums of the ledger per leaf, UTC hour, day or month, and dimension value (a request counts once per dimension, under each of its tags): kept by the ledger trigger in the same transaction.'`);
     await queryRunner.query(`
       CREATE VIEW budget_usage_daily AS
         SELECT l.budget_id, l.matched_budget_ids, r.bucket AS day, r.dimension, r.value, r.amount, r.usage_count
@@ -121,7 +122,7 @@ export class UsageRollups1764309000000 implements MigrationInterface {
       FROM budget_usage_records r
       JOIN budget_usage_leaves l ON l.budget_id = r.budget_id AND l.matched_budget_ids IS NOT DISTINCT FROM r.matched_budget_ids
       CROSS JOIN LATERAL budget_usage_dimensions(r.model_id, r.source, r.user_id, r.tags) d
-      CROSS JOIN (VALUES ('hour'), ('day')) g (grain)
+      CROSS JOIN (VALUES ('hour'), ('day'), ('month')) g (grain)
       GROUP BY 1, 2, 3, 4, 5`);
     await queryRunner.query(`ANALYZE budget_usage_leaves`);
     await queryRunner.query(`ANALYZE budget_usage_rollups`);
@@ -144,7 +145,8 @@ export class UsageRollups1764309000000 implements MigrationInterface {
  * `budget_usage_sums(budget, from, to, dimension?, bucket?, timezone?)`: the requests of [from, to)
  * that count toward the budget, as (bucket, dimension, value, amount, count) lines to be summed by
  * the caller; `dimension` keeps only one dimension's lines. `bucket` says what the caller groups by:
- * - NULL: nothing (bucket NULL), so whole UTC days are read from day rows;
+ * - NULL: nothing (bucket NULL), so whole UTC months are read from month rows and the other whole
+ *   UTC days from day rows;
  * - 'hour': UTC hours (hour rows only);
  * - 'day': days in `timezone`; the bucket is the local day's first instant. Day rows are used only
  *   when every UTC day of the range with usage is also a whole local day (UTC, or a zone at offset
@@ -212,6 +214,8 @@ const BUDGET_USAGE_SUMS = `
         first_day  timestamptz;
         end_day    timestamptz;
         use_days   boolean;
+        first_month timestamptz;
+        end_month  timestamptz;
       BEGIN
         IF p_bucket IS NOT NULL AND p_bucket NOT IN ('hour', 'day') THEN
           RAISE EXCEPTION 'budget_usage_sums: bucket must be NULL, hour or day, not %', p_bucket;
@@ -252,11 +256,37 @@ const BUDGET_USAGE_SUMS = `
           RETURN QUERY SELECT * FROM budget_usage_sums_hours(p_budget_id, leaves, first_hour, end_hour, dims, p_bucket, p_timezone);
           RETURN;
         END IF;
+        -- Without buckets, whole UTC months come from month rows (timestamp arithmetic in UTC, so the
+        -- session's time zone never moves a month's start).
+        first_month := end_day;
+        end_month := end_day;
+        IF p_bucket IS NULL THEN
+          first_month := date_trunc('month', first_day, 'UTC');
+          IF first_month < first_day THEN
+            first_month := (date_trunc('month', first_day AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC';
+          END IF;
+          end_month := greatest(first_month, date_trunc('month', end_day, 'UTC'));
+          IF first_month >= end_day THEN
+            first_month := end_day;
+            end_month := end_day;
+          END IF;
+          RETURN QUERY
+            SELECT NULL::timestamptz, r.dimension, r.value, r.amount, r.usage_count
+            FROM budget_usage_rollups r
+            WHERE r.leaf_id = ANY (leaves) AND r.grain = 'month' AND r.dimension = ANY (dims)
+              AND r.bucket >= first_month AND r.bucket < end_month;
+        END IF;
+        -- The days before the first whole month (all days when there is none), then those after the last.
         RETURN QUERY
           SELECT CASE WHEN p_bucket IS NOT NULL THEN r.bucket END, r.dimension, r.value, r.amount, r.usage_count
           FROM budget_usage_rollups r
           WHERE r.leaf_id = ANY (leaves) AND r.grain = 'day' AND r.dimension = ANY (dims)
-            AND r.bucket >= first_day AND r.bucket < end_day;
+            AND r.bucket >= first_day AND r.bucket < first_month;
+        RETURN QUERY
+          SELECT CASE WHEN p_bucket IS NOT NULL THEN r.bucket END, r.dimension, r.value, r.amount, r.usage_count
+          FROM budget_usage_rollups r
+          WHERE r.leaf_id = ANY (leaves) AND r.grain = 'day' AND r.dimension = ANY (dims)
+            AND r.bucket >= end_month AND r.bucket < end_day;
         RETURN QUERY SELECT * FROM budget_usage_sums_hours(p_budget_id, leaves, first_hour, first_day, dims, p_bucket, p_timezone);
         RETURN QUERY SELECT * FROM budget_usage_sums_hours(p_budget_id, leaves, end_day, end_hour, dims, p_bucket, p_timezone);
       END
@@ -284,7 +314,7 @@ const ROLLUP_STEP = `
         FROM inserted_rows i
         JOIN budget_usage_leaves l ON l.budget_id = i.budget_id AND l.matched_budget_ids IS NOT DISTINCT FROM i.matched_budget_ids
         CROSS JOIN LATERAL budget_usage_dimensions(i.model_id, i.source, i.user_id, i.tags) d
-        CROSS JOIN (VALUES ('hour'), ('day')) g (grain)
+        CROSS JOIN (VALUES ('hour'), ('day'), ('month')) g (grain)
         GROUP BY 1, 2, 3, 4, 5
         ORDER BY 1, 2, 3, 4, 5
         ON CONFLICT ON CONSTRAINT budget_usage_rollups_key DO UPDATE

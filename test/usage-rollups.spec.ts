@@ -52,7 +52,7 @@ const RAW_ROLLUPS = `
   )
   SELECT l.budget_id, l.matched_budget_ids, g.grain, l.dimension,
          date_trunc(g.grain, l.occurred_at, 'UTC') AS bucket, l.value, sum(l.amount) AS amount, count(*) AS usage_count
-  FROM lines l CROSS JOIN (VALUES ('hour'), ('day')) g (grain)
+  FROM lines l CROSS JOIN (VALUES ('hour'), ('day'), ('month')) g (grain)
   GROUP BY 1, 2, 3, 4, 5, 6`;
 
 const STORED_ROLLUPS = `
