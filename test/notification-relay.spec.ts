@@ -48,9 +48,10 @@ describe('a killed instance\'s claim', () => {
     await sleep(1100);
     await relay.deliverDue();
     expect(receiver.ids()).toEqual([dead.event.id]);
-    expect(await t.app.get(DeliveryRepository).recordAttempt(dead.id, dead.claimToken, {
-      status: 'failed', attemptedAt: new Date(), durationMs: 1, outcome: 'failed', error: 'late',
-    })).toBe(false);
+    const late = await t.app.get(DeliveryRepository).recordAttempts([
+      { id: dead.id, claimToken: dead.claimToken, attempt: { status: 'failed', attemptedAt: new Date(), durationMs: 1, outcome: 'failed', error: 'late' } },
+    ]);
+    expect(late.has(dead.id)).toBe(false);
     const [row] = await t.sql(`SELECT status, attempt_count FROM notification_deliveries WHERE id = $1`, [dead.id]);
     expect(row).toEqual({ status: 'delivered', attempt_count: 1 });
   });

@@ -5,12 +5,19 @@ import { APP_CONFIG, type AppConfig } from '../config/configuration';
 import { ChannelRepository } from './channel.repository';
 import { ChannelSenders } from './channel-senders';
 import { decideAfterAttempt, type AttemptDecision, type AttemptResult } from './delivery-policy';
-import { DeliveryRepository, type ClaimedDelivery } from './delivery.repository';
+import { DeliveryRepository, type AttemptRecord, type ClaimedDelivery } from './delivery.repository';
 import {
   NOTIFICATION_ATTEMPT_FINISHED, NOTIFICATION_QUEUE_SAMPLED, type NotificationAttemptFinished, type NotificationQueueSample,
 } from './notification.events';
 
 const STATUS_AFTER = { delivered: 'delivered', retry: 'pending', failed: 'failed' } as const;
+
+/** A sent delivery, what its answer means, and the attempt to record. */
+interface Attempted {
+  delivery: ClaimedDelivery;
+  decision: AttemptDecision;
+  record: AttemptRecord;
+}
 
 /** Polls without a bound in one call would never return while a receiver answers 5xx with a 0 s schedule. */
 const MAX_BATCHES_PER_CALL = 100;
@@ -65,7 +72,7 @@ export class DeliveryRelay implements OnApplicationBootstrap, OnModuleDestroy {
     for (let batch = 0; batch < MAX_BATCHES_PER_CALL && !this.stopping; batch++) {
       const claimed = await this.deliveries.claimDue(batchSize, leaseSeconds);
       if (!claimed.length) break;
-      await Promise.all(claimed.map((delivery) => this.attempt(delivery)));
+      await this.record(await Promise.all(claimed.map((delivery) => this.attempt(delivery))));
       attempts += claimed.length;
     }
     const sample: NotificationQueueSample = await this.deliveries.queueStats();
@@ -73,7 +80,8 @@ export class DeliveryRelay implements OnApplicationBootstrap, OnModuleDestroy {
     return attempts;
   }
 
-  private async attempt(delivery: ClaimedDelivery): Promise<void> {
+  /** Sends one claimed delivery and decides what its answer means; the batch records it. */
+  private async attempt(delivery: ClaimedDelivery): Promise<Attempted> {
     const { channel } = delivery;
     const attemptedAt = new Date();
     const started = performance.now();
@@ -91,24 +99,41 @@ export class DeliveryRelay implements OnApplicationBootstrap, OnModuleDestroy {
     }
     const durationMs = performance.now() - started;
     if (decision.disableChannel) await this.channels.disable(channel.id, `receiver answered 410 Gone at ${attemptedAt.toISOString()}`);
-    const recorded = await this.deliveries.recordAttempt(delivery.id, delivery.claimToken, {
-      status: STATUS_AFTER[decision.outcome],
-      delaySeconds: decision.delaySeconds,
-      attemptedAt,
-      durationMs,
-      httpStatus: result.status,
-      error: decision.error,
-      outcome: decision.outcome,
-    });
-    if (!recorded) {
-      this.logger.warn(`Delivery ${delivery.id}: the lease ran out before the attempt was recorded; another instance retries it`);
-    } else if (decision.outcome !== 'delivered') {
-      this.logger.warn(
-        `Delivery ${delivery.id} of event ${delivery.event.id} to ${channel.type} channel ${channel.id}: ${decision.error}` +
-          (decision.outcome === 'retry' ? `; next attempt in ${Math.round(decision.delaySeconds ?? 0)} s` : '; failed'),
-      );
+    return {
+      delivery,
+      decision,
+      record: {
+        status: STATUS_AFTER[decision.outcome],
+        delaySeconds: decision.delaySeconds,
+        attemptedAt,
+        durationMs,
+        httpStatus: result.status,
+        error: decision.error,
+        outcome: decision.outcome,
+      },
+    };
+  }
+
+  /**
+   * Records a batch's attempts in one statement (one commit per batch: the relay's database cost
+   * per delivery is what P2w measures against the writes), then logs and counts each.
+   */
+  private async record(attempted: Attempted[]): Promise<void> {
+    const recorded = await this.deliveries.recordAttempts(
+      attempted.map(({ delivery, record }) => ({ id: delivery.id, claimToken: delivery.claimToken, attempt: record })),
+    );
+    for (const { delivery, decision, record } of attempted) {
+      const { channel } = delivery;
+      if (!recorded.has(delivery.id)) {
+        this.logger.warn(`Delivery ${delivery.id}: the lease ran out before the attempt was recorded; another instance retries it`);
+      } else if (decision.outcome !== 'delivered') {
+        this.logger.warn(
+          `Delivery ${delivery.id} of event ${delivery.event.id} to ${channel.type} channel ${channel.id}: ${decision.error}` +
+            (decision.outcome === 'retry' ? `; next attempt in ${Math.round(decision.delaySeconds ?? 0)} s` : '; failed'),
+        );
+      }
+      const finished: NotificationAttemptFinished = { channelType: channel.type, outcome: decision.outcome, durationSeconds: record.durationMs / 1000 };
+      this.events.emit(NOTIFICATION_ATTEMPT_FINISHED, finished);
     }
-    const finished: NotificationAttemptFinished = { channelType: channel.type, outcome: decision.outcome, durationSeconds: durationMs / 1000 };
-    this.events.emit(NOTIFICATION_ATTEMPT_FINISHED, finished);
   }
 }

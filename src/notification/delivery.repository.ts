@@ -125,28 +125,49 @@ export class DeliveryRepository {
   }
 
   /**
-   * Records an attempt and the delivery's new state, and releases the claim; only while the
-   * claim is still ours (false when the lease ran out and another instance took it over).
+   * Records a batch's attempts and each delivery's new state, and releases the claims, in one
+   * statement (one commit for the batch, not one per delivery); only where the claim is still
+   * ours. Answers the ids recorded: a missing one's lease ran out and another instance took it over.
    */
-  async recordAttempt(id: string, claimToken: string, attempt: AttemptRecord): Promise<boolean> {
-    const rows = await this.dataSource.query(
-      `WITH d AS (
-         UPDATE notification_deliveries SET
-           status = $3,
-           attempt_count = attempt_count + 1,
-           next_attempt_at = CASE WHEN $3 = 'pending' THEN now() + make_interval(secs => $4) ELSE next_attempt_at END,
-           delivered_at = CASE WHEN $3 = 'delivered' THEN now() END,
-           last_error = $5, claim_token = NULL, claimed_until = NULL, updated_at = now()
-         WHERE id = $1 AND claim_token = $2
-         RETURNING id),
+  async recordAttempts(attempts: { id: string; claimToken: string; attempt: AttemptRecord }[]): Promise<Set<string>> {
+    if (!attempts.length) return new Set();
+    const rows: { id: string }[] = await this.dataSource.query(
+      `WITH x AS (
+         SELECT * FROM jsonb_to_recordset($1::jsonb) AS x (id uuid, claim_token uuid, status text, delay_seconds float8,
+                                                            error text, attempted_at timestamptz, duration_ms integer,
+                                                            http_status integer, outcome text)),
+       d AS (
+         UPDATE notification_deliveries n SET
+           status = x.status,
+           attempt_count = n.attempt_count + 1,
+           next_attempt_at = CASE WHEN x.status = 'pending' THEN now() + make_interval(secs => x.delay_seconds) ELSE n.next_attempt_at END,
+           delivered_at = CASE WHEN x.status = 'delivered' THEN now() END,
+           last_error = x.error, claim_token = NULL, claimed_until = NULL, updated_at = now()
+         FROM x
+         WHERE n.id = x.id AND n.claim_token = x.claim_token
+         RETURNING n.id),
        a AS (
          INSERT INTO notification_attempts (delivery_id, attempted_at, duration_ms, http_status, error, outcome)
-         SELECT id, $6, $7, $8, $5, $9 FROM d)
+         SELECT x.id, x.attempted_at, x.duration_ms, x.http_status, x.error, x.outcome FROM x JOIN d ON d.id = x.id
+         ORDER BY x.attempted_at, x.id)
        SELECT id FROM d`,
-      [id, claimToken, attempt.status, attempt.delaySeconds ?? 0, attempt.error?.slice(0, 1000) ?? null,
-        attempt.attemptedAt, Math.max(0, Math.round(attempt.durationMs)), attempt.httpStatus ?? null, attempt.outcome],
+      [
+        JSON.stringify(
+          attempts.map(({ id, claimToken, attempt }) => ({
+            id,
+            claim_token: claimToken,
+            status: attempt.status,
+            delay_seconds: attempt.delaySeconds ?? 0,
+            error: attempt.error?.slice(0, 1000) ?? null,
+            attempted_at: attempt.attemptedAt.toISOString(),
+            duration_ms: Math.max(0, Math.round(attempt.durationMs)),
+            http_status: attempt.httpStatus ?? null,
+            outcome: attempt.outcome,
+          })),
+        ),
+      ],
     );
-    return rows.length > 0;
+    return new Set(rows.map((row) => row.id));
   }
 
   /** Writes a `notification.test` event routed to one channel; its delivery's id. */
