@@ -99,7 +99,7 @@ async function main(): Promise<void> {
     const sizes = (
       await db.query(
         `SELECT (SELECT count(*) FROM budget_usage_records)::int AS ledger_rows, (SELECT count(*) FROM budget_usage_rollups)::int AS rollup_rows,
-                pg_size_pretty(pg_total_relation_size('budget_usage_records')) AS ledger_size,
+                pg_size_pretty((SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('budget_usage_records'))) AS ledger_size,
                 pg_size_pretty(pg_total_relation_size('budget_usage_rollups')) AS rollup_size`,
       )
     ).rows[0];
