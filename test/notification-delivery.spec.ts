@@ -253,6 +253,35 @@ describe('alert delivery', () => {
     });
   });
 
+  describe('retention (NOTIFY_RETENTION_DAYS, 90 by default)', () => {
+    it('finished events older than it go with their deliveries and attempts; pending and recent ones, and the alerts, stay', async () => {
+      const channel = await webhookChannel();
+      const delivered = await fireAlert([channel.id]);
+      await relay.deliverDue();
+      receiver.reply = () => ({ status: 503, headers: { 'retry-after': '3600' } });
+      const pending = await fireAlert([channel.id]);
+      await relay.deliverDue();
+      receiver.reply = () => ({ status: 204 });
+      const recent = await fireAlert([channel.id]);
+      await relay.deliverDue();
+      const eventOf = async (budgetId: string) => (await t.sql(`SELECT id FROM notification_events WHERE budget_id = $1`, [budgetId]))[0]?.id;
+      const [oldDelivered, oldPending, recentDelivered] = [await eventOf(delivered.budget.id), await eventOf(pending.budget.id), await eventOf(recent.budget.id)];
+      await t.sql(`UPDATE notification_events SET occurred_at = now() - interval '91 days' WHERE id = ANY ($1::uuid[])`, [[oldDelivered, oldPending]]);
+
+      expect(await relay.purgeFinished()).toBe(1);
+      const left = await t.sql(`SELECT id FROM notification_events WHERE id = ANY ($1::uuid[]) ORDER BY id`, [[oldDelivered, oldPending, recentDelivered]]);
+      expect(left.map((row: { id: string }) => row.id).sort()).toEqual([oldPending, recentDelivered].sort());
+      const orphans = await t.sql(
+        `SELECT (SELECT count(*) FROM notification_deliveries WHERE event_id = $1)::int AS deliveries,
+                (SELECT count(*) FROM notification_attempts a JOIN notification_deliveries d ON d.id = a.delivery_id WHERE d.event_id = $1)::int AS attempts,
+                (SELECT count(*) FROM budget_alert_history WHERE budget_id = $2)::int AS alerts`,
+        [oldDelivered, delivered.budget.id],
+      );
+      expect(orphans).toEqual([{ deliveries: 0, attempts: 0, alerts: 1 }]);
+      expect(await relay.purgeFinished()).toBe(0);
+    });
+  });
+
   describe('Slack and email', () => {
     it('Slack gets an incoming-webhook message: text plus blocks with the budget, percentage, amount', async () => {
       const channel = await createChannel({ name: 'slack-ops', type: 'slack', url: receiver.url });

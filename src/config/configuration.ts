@@ -59,6 +59,8 @@ export interface NotifyConfig {
   pollIntervalMs: number;
   /** Deliveries one poll claims at most (and sends in parallel). */
   batchSize: number;
+  /** Days an event whose deliveries are all delivered or failed is kept (0: kept for ever); then purged with them. */
+  retentionDays: number;
   /** Seconds a claim holds a delivery; a claim of a killed instance is retried after it. Above the timeout. */
   leaseSeconds: number;
   /** Milliseconds one attempt may take (connect, send, answer) before it counts as failed. */
@@ -132,6 +134,7 @@ function notifyConfig(env: NodeJS.ProcessEnv, nodeEnv: AppConfig['nodeEnv']): No
     relayEnabled: flag(env, 'NOTIFY_RELAY_ENABLED', nodeEnv !== 'test'),
     pollIntervalMs: integer(env, 'NOTIFY_POLL_INTERVAL_MS', 1000, 50, 600000),
     batchSize: integer(env, 'NOTIFY_BATCH_SIZE', 20, 1, 500),
+    retentionDays: integer(env, 'NOTIFY_RETENTION_DAYS', 90, 0, 36500),
     leaseSeconds,
     timeoutMs,
     retrySchedule: retrySchedule(env),

@@ -19,6 +19,10 @@ interface Attempted {
   record: AttemptRecord;
 }
 
+/** The outbox is purged this often, at most PURGE_BATCH events a statement. */
+const PURGE_INTERVAL_MS = 3_600_000;
+const PURGE_BATCH = 5_000;
+
 /** Polls without a bound in one call would never return while a receiver answers 5xx with a 0 s schedule. */
 const MAX_BATCHES_PER_CALL = 100;
 
@@ -32,6 +36,7 @@ const MAX_BATCHES_PER_CALL = 100;
 export class DeliveryRelay implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('Notification');
   private timer: NodeJS.Timeout | undefined;
+  private purgeTimer: NodeJS.Timeout | undefined;
   private running: Promise<number> | undefined;
   private stopping = false;
 
@@ -46,12 +51,35 @@ export class DeliveryRelay implements OnApplicationBootstrap, OnModuleDestroy {
   onApplicationBootstrap(): void {
     if (!this.config.notify.relayEnabled) return;
     this.timer = setInterval(() => void this.poll(), this.config.notify.pollIntervalMs);
+    if (this.config.notify.retentionDays > 0) {
+      this.purgeTimer = setInterval(() => {
+        this.purgeFinished().catch((error: unknown) => this.logger.warn(`Outbox purge failed (retried in an hour): ${(error as Error).message}`));
+      }, PURGE_INTERVAL_MS);
+    }
+  }
+
+  /**
+   * Removes finished events older than NOTIFY_RETENTION_DAYS with their deliveries and attempts,
+   * a batch at a time; the number of events removed. Pending deliveries are never touched.
+   */
+  async purgeFinished(): Promise<number> {
+    const { retentionDays } = this.config.notify;
+    if (retentionDays === 0) return 0;
+    let purged = 0;
+    for (let batch = 0; batch < MAX_BATCHES_PER_CALL && !this.stopping; batch++) {
+      const removed = await this.deliveries.purgeFinished(retentionDays, PURGE_BATCH);
+      purged += removed;
+      if (removed < PURGE_BATCH) break;
+    }
+    if (purged) this.logger.log(`Outbox: ${purged} finished events older than ${retentionDays} days purged`);
+    return purged;
   }
 
   /** Stops polling and waits for the attempts in flight to be recorded. */
   async onModuleDestroy(): Promise<void> {
     this.stopping = true;
     clearInterval(this.timer);
+    clearInterval(this.purgeTimer);
     await this.running;
   }
 

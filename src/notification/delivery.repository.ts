@@ -170,6 +170,34 @@ export class DeliveryRepository {
     return new Set(rows.map((row) => row.id));
   }
 
+  /**
+   * Deletes up to `limit` events older than `days` whose deliveries are all finished (delivered or
+   * failed), with their deliveries and attempts, in one statement (the foreign keys are checked at
+   * its end, when all three are gone). SKIP LOCKED: instances purging together take different
+   * events. Answers how many events went.
+   */
+  async purgeFinished(days: number, limit: number): Promise<number> {
+    const rows = await this.dataSource.query(
+      `WITH old AS (
+         SELECT e.id FROM notification_events e
+         WHERE e.occurred_at < now() - make_interval(days => $1)
+           AND NOT EXISTS (SELECT 1 FROM notification_deliveries d WHERE d.event_id = e.id AND d.status = 'pending')
+         ORDER BY e.occurred_at
+         LIMIT $2
+         FOR UPDATE SKIP LOCKED),
+       attempts AS (
+         DELETE FROM notification_attempts a USING notification_deliveries d, old
+         WHERE a.delivery_id = d.id AND d.event_id = old.id),
+       deliveries AS (
+         DELETE FROM notification_deliveries d USING old WHERE d.event_id = old.id),
+       events AS (
+         DELETE FROM notification_events e USING old WHERE e.id = old.id RETURNING e.id)
+       SELECT count(*)::int AS purged FROM events`,
+      [days, limit],
+    );
+    return rows[0].purged;
+  }
+
   /** Writes a `notification.test` event routed to one channel; its delivery's id. */
   async enqueueTest(channelId: string, data: Record<string, unknown>): Promise<string | undefined> {
     return this.dataSource.transaction(async (manager) => {
