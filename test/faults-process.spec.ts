@@ -87,7 +87,13 @@ it('SIGKILL under load, restart: every acknowledged write exactly once, retries 
     }
   };
   const workers = Array.from({ length: 32 }, (_, w) => worker(w));
-  await sleep(1_500);
+  // Load measured in writes, not seconds: a slow machine (a busy CI run) still crashes the service
+  // in the middle of a load of this size.
+  const until = async (writes: number, atLeastMs: number) => {
+    const begun = performance.now();
+    while ((final.size < writes || performance.now() - begun < atLeastMs) && performance.now() - begun < 30_000) await sleep(50);
+  };
+  await until(60, 1_500);
 
   const killedAt = performance.now();
   first.child.kill('SIGKILL');
@@ -99,7 +105,7 @@ it('SIGKILL under load, restart: every acknowledged write exactly once, retries 
     inFlightAtKill = attempts.length;
     second = await start({}, first.port);
     upAt = performance.now();
-    await sleep(1_000);
+    await until(130, 1_000);
   } finally {
     running = false;
     await Promise.all(workers);
