@@ -2266,13 +2266,19 @@ AS $function$
                u.cached_input_tokens, u.price_id,
                CASE WHEN i.ordinal = 0 THEN fired ELSE '[]'::jsonb END
         FROM items i
-        LEFT JOIN (SELECT k.usage_id AS id, k.occurred_at, k.request_hash, k.idempotency_key
-                   FROM budget_usage_keys k WHERE k.budget_id = p_budget_id) r
-          ON NOT (i.id = ANY (new_ids)) AND r.idempotency_key = i.idempotency_key
-        LEFT JOIN budget_usage_records u
-          ON u.id = CASE WHEN i.id = ANY (new_ids) THEN i.id
-                         WHEN r.request_hash IS NOT DISTINCT FROM i.request_hash THEN r.id END
-         AND u.occurred_at = CASE WHEN i.id = ANY (new_ids) THEN i.occurred_at ELSE r.occurred_at END
+        -- One index probe per record for its key and one for its row (LIMIT 1 keeps each a
+        -- LATERAL probe rather than a join over every key and row of the budget).
+        LEFT JOIN LATERAL (
+          SELECT k.usage_id AS id, k.occurred_at, k.request_hash, k.idempotency_key
+          FROM budget_usage_keys k
+          WHERE NOT (i.id = ANY (new_ids)) AND k.budget_id = p_budget_id AND k.idempotency_key = i.idempotency_key
+          LIMIT 1) r ON true
+        LEFT JOIN LATERAL (
+          SELECT u.* FROM budget_usage_records u
+          WHERE u.id = CASE WHEN i.id = ANY (new_ids) THEN i.id
+                            WHEN r.request_hash IS NOT DISTINCT FROM i.request_hash THEN r.id END
+            AND u.occurred_at = CASE WHEN i.id = ANY (new_ids) THEN i.occurred_at ELSE r.occurred_at END
+          LIMIT 1) u ON true
         ORDER BY i.ordinal;
       END
       $function$;

@@ -16,6 +16,7 @@ import { AnomalyEvents1764307000000 } from '../../migrations/1764307000000-Anoma
 import { TokenPricedUsage1764308000000 } from '../../migrations/1764308000000-TokenPricedUsage';
 import { UsageRollups1764309000000 } from '../../migrations/1764309000000-UsageRollups';
 import { PartitionedLedger1764310000000 } from '../../migrations/1764310000000-PartitionedLedger';
+import { BatchAnswerLookups1764311000000 } from '../../migrations/1764311000000-BatchAnswerLookups';
 
 /**
  * Migrations are listed as classes so ts-jest, ts-node and dist/ all find them. There are no
@@ -39,6 +40,7 @@ export const MIGRATIONS = [
   TokenPricedUsage1764308000000,
   UsageRollups1764309000000,
   PartitionedLedger1764310000000,
+  BatchAnswerLookups1764311000000,
 ];
 
 /**
