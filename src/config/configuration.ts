@@ -48,6 +48,11 @@ export interface AppConfig {
   usageRetentionMonths: number | undefined;
   /** How often the ledger's partitions are created ahead and retention applied; 0 runs it only at start-up. */
   ledgerMaintenanceIntervalMs: number;
+  /**
+   * Most single usage writes of one budget committed together in one transaction (group commit,
+   * docs/performance.md); 1 commits each write on its own.
+   */
+  usageGroupMax: number;
   /** Alert delivery (SPEC §13, README "Alert delivery"). */
   notify: NotifyConfig;
 }
@@ -209,6 +214,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     anomalyDetectorIntervalMs,
     usageRetentionMonths,
     ledgerMaintenanceIntervalMs,
+    usageGroupMax: integer(env, 'USAGE_GROUP_MAX', 100, 1, 1000),
     notify: notifyConfig(env, nodeEnv),
   };
 }

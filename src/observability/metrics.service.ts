@@ -9,6 +9,7 @@ import {
   NOTIFICATION_ATTEMPT_FINISHED, NOTIFICATION_QUEUE_SAMPLED, type NotificationAttemptFinished, type NotificationQueueSample,
 } from '../notification/notification.events';
 import { BUDGET_ALERT_TRIGGERED } from '../usage/usage.events';
+import { USAGE_WRITE_GROUP_COMMITTED, type UsageWriteGroupCommitted } from '../usage/usage-write-groups';
 
 /** The route label of a request that matched no route (a 404): raw URLs would explode the label set. */
 export const UNMATCHED_ROUTE = 'unmatched';
@@ -59,6 +60,13 @@ export class MetricsService {
     name: 'db_transient_retries_total',
     help: 'Statements or transactions run again after a deadlock (40P01) or serialization failure (40001)',
     labelNames: ['sqlstate'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly usageWriteGroups = new Histogram({
+    name: 'usage_write_group_size',
+    help: 'Single usage writes committed together in one transaction (group commit; 1 = a write alone)',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128],
     registers: [this.registry],
   });
 
@@ -127,6 +135,11 @@ export class MetricsService {
   @OnEvent(BUDGET_ALERT_TRIGGERED)
   countAlert(): void {
     this.alertsFired.inc();
+  }
+
+  @OnEvent(USAGE_WRITE_GROUP_COMMITTED)
+  observeUsageWriteGroup(group: UsageWriteGroupCommitted): void {
+    this.usageWriteGroups.observe(group.size);
   }
 
   @OnEvent(NOTIFICATION_ATTEMPT_FINISHED)

@@ -21,6 +21,7 @@ import { UsageEvents, type FiredAlert } from './usage.events';
 import { toUsageRecord } from './usage.mapper';
 import { priceHintFields, UsageRepository, type SummaryDimension, type UsageWrite } from './usage.repository';
 import { toUsageWrite } from './usage-write';
+import { UsageWriteGroups } from './usage-write-groups';
 
 export interface RecordUsageOptions {
   /** The Idempotency-Key header; falls back to the request's requestId. */
@@ -55,6 +56,7 @@ export class BudgetTrackerService {
     private readonly events: UsageEvents,
     private readonly clock: Clock,
     private readonly pricing: PriceCatalogService,
+    private readonly groups: UsageWriteGroups,
     @Inject(CONSTRAINT_CHECKER) private readonly checker: ConstraintChecker,
   ) {}
 
@@ -69,7 +71,7 @@ export class BudgetTrackerService {
     options: RecordUsageOptions = {},
   ): Promise<RecordUsageOutcome> {
     const dto = await validateInput(RecordUsageDto, request);
-    const row = await this.usage.record(await this.withPriceHints(toUsageWrite(budgetId, dto, options.idempotencyKey, this.clock.now())));
+    const row = await this.groups.record(await this.withPriceHints(toUsageWrite(budgetId, dto, options.idempotencyKey, this.clock.now())));
     const firedAlerts = row.firedAlerts ?? [];
     this.events.announceAll(firedAlerts);
     return { record: toUsageRecord(row), replayed: row.replayed, firedAlerts };

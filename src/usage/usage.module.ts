@@ -8,6 +8,7 @@ import { LedgerMaintenanceService } from './ledger-maintenance.service';
 import { UsageController } from './usage.controller';
 import { UsageEvents } from './usage.events';
 import { UsageRepository } from './usage.repository';
+import { UsageWriteGroups } from './usage-write-groups';
 
 /**
  * The ledger (and its partition maintenance), the status cache and real-time status. `BudgetTrackerService` needs the
@@ -21,6 +22,7 @@ import { UsageRepository } from './usage.repository';
     BudgetTrackerService,
     BudgetStatusService,
     UsageRepository,
+    UsageWriteGroups,
     UsageEvents,
     LedgerMaintenanceRepository,
     LedgerMaintenanceService,
