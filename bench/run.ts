@@ -126,7 +126,11 @@ function startProcess(name: string, command: string, args: string[], env: Record
     out = (out + chunk.toString()).slice(-4000);
   });
   child.once('exit', (code, signal) => {
-    if (!cleaning && code !== 0) log(`  [${name}] exited (${code ?? signal}); last output:\n${out}`);
+    if (cleaning) return;
+    if (code !== 0) log(`  [${name}] exited (${code ?? signal}); last output:\n${out}`);
+    // The service's graceful shutdown exits 0: a SIGTERM from another process on a shared machine
+    // would otherwise only show as connection errors in the measures that follow.
+    else log(`  [${name}] exited (0) while the benchmark was running: stopped from outside (SIGTERM?)`);
   });
   children.push(child);
   return child;
