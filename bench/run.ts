@@ -315,6 +315,8 @@ interface Item {
   base: string;
   spec: Spec;
   perRequest?: number;
+  /** Concurrent connections of this item's load (CONNECTIONS by default). */
+  connections?: number;
   /** Work around each of the item's measured slices (outside its timing), e.g. a background load. */
   aroundSlice?: { before(): Promise<void>; after(): Promise<void> };
 }
@@ -369,10 +371,11 @@ async function measureGroup(items: Item[]): Promise<Record<string, Measure>> {
         else if (!st.sample) st.sample = `${status} ${String(body).slice(0, 300)}`;
       },
     };
-    return { url: item.base, connections: CONNECTIONS, pipelining: 1, timeout: 30, requests: [request] };
+    return { url: item.base, connections: item.connections ?? CONNECTIONS, pipelining: 1, timeout: 30, requests: [request] };
   };
+  const connections = [...new Set(items.map((item) => item.connections ?? CONNECTIONS))].join('/');
   log(`  ${items.map((item) => item.name).join(' | ')}`);
-  log(`    warm-up ${WARMUP}s each, then ${SLICES} alternating slices of ${sliceSeconds}s each (${CONNECTIONS} connections, keep-alive)`);
+  log(`    warm-up ${WARMUP}s each, then ${SLICES} alternating slices of ${sliceSeconds}s each (${connections} connections, keep-alive)`);
   for (const [index, item] of items.entries()) {
     if (WARMUP > 0) await autocannon({ ...options(item, index, false), duration: WARMUP });
     await drain();
