@@ -8,6 +8,10 @@
  *           server's GET /live), the baseline read and write, a check and a usage write: check p50
  *           and usage p50 minus the bare route's p50, i.e. the service's own latency over HTTP
  *           (read and write p50 minus the bare route's are shown beside them: the database's share)
+ *   T1      usage writes/s into one budget tree (organization → 4 teams → 16 users, written on the
+ *           leaves round-robin, so every write also lands on the hot root) at 64 connections,
+ *           alternating with the baseline durable write on one hot counter row at 64 connections;
+ *           afterwards every tree budget's cached usage_count must equal its subtree's ledger rows
  *
  * Writes bench/results.json.
  *
@@ -46,6 +50,8 @@ const POOL_SIZE = 20; // the service's default DATABASE_POOL_SIZE; the baseline 
 // stays short (2000 at the default 10 s, about 10-20 s in all), after a fixed warm-up.
 const SINGLE_CLIENT_REQUESTS = Math.max(100, Math.round(200 * DURATION));
 const SINGLE_CLIENT_WARMUP = WARMUP > 0 ? 200 : 0;
+// T1 names its client count: 64, whatever BENCH_CONNECTIONS is.
+const TREE_CONNECTIONS = 64;
 const ADMIN_KEY = `bench-admin-${randomBytes(18).toString('hex')}`;
 const AUTH = { authorization: `Bearer ${ADMIN_KEY}` };
 const JSON_HEADERS = { ...AUTH, 'content-type': 'application/json' };
@@ -617,7 +623,21 @@ async function main(): Promise<void> {
   for (let i = 0; i < SPREAD; i++) spread.push(await api(base, 'POST', '/api/v1/budgets', budget(`bench spread ${i}`, 'project', `spread-${i}-${runId}`)));
   // L2's usage writes go to a budget of their own, so that the ledger check counts them apart.
   const oneClient = await api(base, 'POST', '/api/v1/budgets', budget('bench one client', 'project', `one-client-${runId}`));
-  log(`[${elapsed()}] budgets created: org → team → user, plus single, writes, batches, 1k, 1M, ${SPREAD} for spread writes and one for the single client`);
+  // T1's tree: one organization root, 4 teams, 4 users under each. Usage is written on the 16 user
+  // leaves; every write also updates its team's and the root's cache rows (the hot root).
+  const treeRoot = await api(base, 'POST', '/api/v1/budgets', budget('bench tree org', 'organization', `tree-org-${runId}`));
+  const treeTeams: { id: string; users: { id: string }[] }[] = [];
+  for (let t = 0; t < 4; t++) {
+    const treeTeam = await api(base, 'POST', '/api/v1/budgets', budget(`bench tree team ${t}`, 'team', `tree-team-${t}-${runId}`, treeRoot.id));
+    const users: { id: string }[] = [];
+    for (let u = 0; u < 4; u++) users.push(await api(base, 'POST', '/api/v1/budgets', budget(`bench tree user ${t}.${u}`, 'user', `tree-user-${t}-${u}-${runId}`, treeTeam.id)));
+    treeTeams.push({ id: treeTeam.id, users });
+  }
+  const treeLeaves = treeTeams.flatMap((t) => t.users);
+  log(
+    `[${elapsed()}] budgets created: org → team → user, plus single, writes, batches, 1k, 1M, ${SPREAD} for spread writes, ` +
+      `one for the single client and a tree of ${1 + treeTeams.length + treeLeaves.length} (org → ${treeTeams.length} teams → ${treeLeaves.length} users)`,
+  );
 
   // Usage rows spread over the last 25 days (inside the current annual window), as the ledger
   // holds them: amounts, 7 models, 3 sources, 50 users, an idempotency key each.
@@ -898,6 +918,42 @@ async function main(): Promise<void> {
     ]),
   );
 
+  // T1 (issue 17): 64 clients writing usage into one tree, each request on the next of its 16 user
+  // leaves. Every write takes its leaf's, its team's and the root's cache row (deepest first), so
+  // all 64 queue on the root row as on one hot budget, and pay two more row updates on the way.
+  // The baseline alternating with it is the durable write at the same 64 connections on its one hot
+  // counter row (the same row as baselineWrite).
+  let leafTurn = 0;
+  Object.assign(
+    m,
+    await measureGroup([
+      {
+        key: 'baselineWrite64',
+        name: `baseline durable write (insert + counter update), ${TREE_CONNECTIONS} connections`,
+        base: baselineBase,
+        connections: TREE_CONNECTIONS,
+        spec: {
+          method: 'POST', path: '/write', body: '{"amount":"0.0123"}', headers: { 'content-type': 'application/json' },
+          vary: (request) => ({ ...request, headers: { ...request.headers, 'idempotency-key': nextKey() } }),
+        },
+      },
+      {
+        key: 'usageTree',
+        name: `T1 record usage into one tree (org → ${treeTeams.length} teams → ${treeLeaves.length} users), ${TREE_CONNECTIONS} connections`,
+        base,
+        connections: TREE_CONNECTIONS,
+        spec: {
+          method: 'POST', path: `/api/v1/budgets/${treeLeaves[0].id}/usage`, body: usageBody,
+          vary: (request) => ({
+            ...request,
+            path: `/api/v1/budgets/${treeLeaves[leafTurn++ % treeLeaves.length].id}/usage`,
+            headers: { ...request.headers, 'idempotency-key': nextKey() },
+          }),
+        },
+      },
+    ]),
+  );
+
   // P2w (issue 14): the same writes into a budget whose alert rules name a webhook channel, while the
   // relay delivers to a receiver answering 200. Alerts on a 1e9 limit do not fire, so each measured
   // slice of P2w starts with a backlog of outbox events (notification_enqueue, as an alert would
@@ -986,15 +1042,28 @@ async function main(): Promise<void> {
   log(`  usage history, first page of ${BIG_ROWS.toLocaleString('en-US')} rows, sequential: median ${median(historyTimes).toFixed(0)} ms, max ${Math.max(...historyTimes).toFixed(0)} ms (5 runs)`);
 
   const rss = peakRss(service.pid);
+  // Ledger vs cache. A single-budget write puts its ledger row on the budget written (for the tree:
+  // a leaf), and the cache row of every budget up to the root counts it: a tree budget's expected
+  // usage_count is the number of rows on it and on all its descendants.
+  const treeIds = [treeRoot.id, ...treeTeams.map((t) => t.id), ...treeLeaves.map((b) => b.id)];
+  const writtenIds = [writes.id, tokenWrites.id, hooked.id, batches.id, oneClient.id, ...spread.map((b) => b.id), ...treeIds];
   const check = await db.query(
     `SELECT budget_id, usage_count, current_amount::text FROM budget_status_cache WHERE budget_id = ANY ($1::uuid[])`,
-    [[writes.id, tokenWrites.id, hooked.id, batches.id, oneClient.id, ...spread.map((b) => b.id)]],
+    [writtenIds],
   );
   const ledger = await db.query(`SELECT budget_id, count(*)::int AS n FROM budget_usage_records WHERE budget_id = ANY ($1::uuid[]) GROUP BY 1`, [
-    [writes.id, tokenWrites.id, hooked.id, batches.id, oneClient.id, ...spread.map((b) => b.id)],
+    writtenIds,
   ]);
-  const byBudget = new Map(ledger.rows.map((row) => [row.budget_id, row.n]));
-  const cacheMismatches = check.rows.filter((row) => Number(row.usage_count) !== (byBudget.get(row.budget_id) ?? 0));
+  const byBudget = new Map<string, number>(ledger.rows.map((row) => [row.budget_id, row.n]));
+  const expected = new Map<string, number>(writtenIds.map((id) => [id, byBudget.get(id) ?? 0]));
+  const subtree = (ids: string[]) => ids.reduce((sum, id) => sum + (byBudget.get(id) ?? 0), 0);
+  for (const t of treeTeams) expected.set(t.id, subtree([t.id, ...t.users.map((b) => b.id)]));
+  expected.set(treeRoot.id, subtree(treeIds));
+  const cached = new Map<string, number>(check.rows.map((row) => [row.budget_id, Number(row.usage_count)]));
+  const cacheMismatches = writtenIds
+    .filter((id) => (cached.get(id) ?? 0) !== expected.get(id))
+    .map((id) => ({ budget_id: id, cachedUsageCount: cached.get(id) ?? null, ledgerRows: expected.get(id) }));
+  const treeWrites = expected.get(treeRoot.id) ?? 0;
   drainClient = undefined;
   await db.end();
 
@@ -1011,9 +1080,10 @@ async function main(): Promise<void> {
     { id: 'P5', what: `summary over ${BIG_ROWS.toLocaleString('en-US')} rows, API median ÷ raw SQL median`, value: ratio(median(apiTimes), median(sqlTimes)), target: '≤ 1.5', ok: (v: number) => v <= 1.5, baseline: `${median(sqlTimes).toFixed(0)} ms` },
     { id: 'P6', what: 'integration check (3 scopes) req/s ÷ single check req/s', value: ratio(m.integrationCheck.reqPerSec, m.check.reqPerSec), target: '≥ 0.6', ok: (v: number) => v >= 0.6, baseline: `${m.check.reqPerSec.toFixed(0)} req/s` },
     { id: 'P6b', what: 'integration check (5 scopes, two trees, a filtered model budget) req/s ÷ single check req/s', value: ratio(m.integrationCheck5.reqPerSec, m.check.reqPerSec), target: '≥ 0.6', ok: (v: number) => v >= 0.6, baseline: `${m.check.reqPerSec.toFixed(0)} req/s` },
-    // Issue 17: differences in ms, not ratios; each against a raw baseline of this run.
+    // Issue 17: differences in ms and a rate, not ratios; each against a raw baseline of this run.
     { id: 'L1', what: 'one client: check p50 − bare Fastify route p50 (ms)', value: singleClient.p50OverBareMs.check, target: '≤ 1.0', ok: (v: number) => v <= 1.0, baseline: `bare route p50 ${singleKinds.bare.p50.toFixed(2)} ms` },
     { id: 'L2', what: 'one client: usage p50 − bare Fastify route p50 (ms)', value: singleClient.p50OverBareMs.usage, target: '≤ 2.0', ok: (v: number) => v <= 2.0, baseline: `bare route p50 ${singleKinds.bare.p50.toFixed(2)} ms` },
+    { id: 'T1', what: `usage writes/s into one tree (org → ${treeTeams.length} teams → ${treeLeaves.length} users), ${TREE_CONNECTIONS} clients`, value: m.usageTree.reqPerSec, digits: 0, target: '≥ 3000', ok: (v: number) => v >= 3000, baseline: `${m.baselineWrite64.reqPerSec.toFixed(0)} req/s (durable write, ${TREE_CONNECTIONS} clients, one hot row)` },
   ].map((t) => ({ ...t, met: t.ok(t.value) }));
 
   const fmt = (value: number) => (Number.isFinite(value) ? value.toFixed(1) : '–');
@@ -1043,17 +1113,24 @@ async function main(): Promise<void> {
   lines.push('');
   lines.push('| target | ratio or figure | value | goal | baseline | |');
   lines.push('|---|---|---:|---|---|---|');
-  for (const t of targets) lines.push(`| ${t.id} | ${t.what} | ${t.value.toFixed(2)} | ${t.target} | ${t.baseline} | ${t.met ? 'met' : 'MISSED'} |`);
+  for (const t of targets) lines.push(`| ${t.id} | ${t.what} | ${t.value.toFixed(t.digits ?? 2)} | ${t.target} | ${t.baseline} | ${t.met ? 'met' : 'MISSED'} |`);
   lines.push('');
   lines.push(
     `Informative (same hot-row shape on both sides): spread writes ÷ spread baseline = ${ratio(m.usageSpread.reqPerSec, m.baselineWriteSpread.reqPerSec).toFixed(2)}; ` +
-      `spread batch records/s ÷ spread single req/s = ${ratio(m.batchSpread.recordsPerSec ?? 0, m.usageSpread.reqPerSec).toFixed(2)}`,
+      `spread batch records/s ÷ spread single req/s = ${ratio(m.batchSpread.recordsPerSec ?? 0, m.usageSpread.reqPerSec).toFixed(2)}; ` +
+      `tree writes ÷ ${TREE_CONNECTIONS}-client baseline write = ${ratio(m.usageTree.reqPerSec, m.baselineWrite64.reqPerSec).toFixed(2)}`,
   );
   lines.push(
     `Informative, one client, p50 over the bare route (the database's own share, for reference): baseline read +${fmt2(singleClient.p50OverBareMs.read)} ms, ` +
       `baseline write +${fmt2(singleClient.p50OverBareMs.write)} ms; check +${fmt2(singleClient.p50OverBareMs.check)} ms, usage +${fmt2(singleClient.p50OverBareMs.usage)} ms`,
   );
-  lines.push(`Ledger vs status cache after the writes: ${cacheMismatches.length ? `MISMATCH ${JSON.stringify(cacheMismatches)}` : 'every written budget\'s cached usage_count equals its ledger row count'}`);
+  lines.push(
+    `Ledger vs status cache after the writes: ${
+      cacheMismatches.length
+        ? `MISMATCH ${JSON.stringify(cacheMismatches)}`
+        : `every written budget's cached usage_count equals its ledger row count (for the ${treeIds.length} tree budgets, the rows of their subtree: ${treeWrites} in the tree)`
+    }`,
+  );
   lines.push(`Peak RSS of the service (VmHWM): ${rss ? (rss.vmHwmKb / 1024).toFixed(0) : '?'} MiB (RSS at the end ${rss ? (rss.vmRssKb / 1024).toFixed(0) : '?'} MiB)`);
   lines.push(
     `Seed: ${BIG_ROWS.toLocaleString('en-US')} rows in ${loadSeconds.toFixed(1)}s; ` +
@@ -1073,7 +1150,7 @@ async function main(): Promise<void> {
   const results = {
     date: new Date().toISOString(),
     machine: { cpus: require('node:os').cpus().length, node: process.version, postgres: pgSettings },
-    settings: { connections: CONNECTIONS, durationSeconds: DURATION, warmupSeconds: WARMUP, batchSize: BATCH_SIZE, summaryRuns: SUMMARY_RUNS, bigRows: BIG_ROWS, smallRows: SMALL_ROWS, poolSize: POOL_SIZE },
+    settings: { connections: CONNECTIONS, treeConnections: TREE_CONNECTIONS, durationSeconds: DURATION, warmupSeconds: WARMUP, batchSize: BATCH_SIZE, summaryRuns: SUMMARY_RUNS, bigRows: BIG_ROWS, smallRows: SMALL_ROWS, poolSize: POOL_SIZE },
     targets: targets.map(({ ok: _ok, ...t }) => t),
     measures: m,
     singleClient,
@@ -1083,7 +1160,7 @@ async function main(): Promise<void> {
     peakRss: rss,
     seed: { ...bulk, seconds: loadSeconds },
     webhookDelivery: { ...delivery, relayCalibrationPerSecond: relayRate, relayCpu, backlogPerSlice, undelivered },
-    writeCheck: { cache: check.rows, ledger: ledger.rows, mismatches: cacheMismatches },
+    writeCheck: { cache: check.rows, ledger: ledger.rows, expectedUsageCount: Object.fromEntries(expected), treeBudgetIds: treeIds, mismatches: cacheMismatches },
     p4Interleaved: p4,
     serviceLogRepeats: Object.fromEntries([...repeatedLines].map(([name, seen]) => [name, Object.fromEntries(seen)])),
     totalSeconds: (Date.now() - started) / 1000,
