@@ -2,6 +2,9 @@
  * The physical baselines of `npm run bench`: a bare Fastify + pg server on the same database and
  * machine as the service, with nothing but the one statement each hot path cannot avoid.
  *
+ *   GET  /live       `{ ok: true }`, no database: the bare Fastify route, the floor under every
+ *                    request's latency (HTTP parse, routing, JSON reply) that the single-client
+ *                    figures subtract
  *   GET  /read/:id   one read of one row by primary key (a budget_definitions row)
  *   POST /write      one durable single-statement insert-and-update: a CTE that inserts a ledger
  *                    row and adds it to one counter row, committed (synchronous_commit as the
@@ -26,6 +29,7 @@ async function main(): Promise<void> {
   await pool.query(`INSERT INTO bench_baseline_counter SELECT g, 0, 0 FROM generate_series(1, 16) g ON CONFLICT DO NOTHING`);
 
   const app = Fastify({ logger: false });
+  app.get('/live', async () => ({ ok: true }));
   app.get<{ Params: { id: string } }>('/read/:id', async (request, reply) => {
     const result = await pool.query({
       name: 'baseline_read',

@@ -2,10 +2,22 @@
  * `npm run bench`: builds the service, starts it on a fresh database next to a bare Fastify + pg
  * baseline server, seeds budgets, measures every hot endpoint with autocannon and prints the six
  * target ratios (P1..P6; P1t and P2t for token-priced checks and writes; P2w, writes while the
- * relay delivers webhooks) with their baselines. Writes bench/results.json.
+ * relay delivers webhooks) with their baselines, and the figures of issue 17:
+ *
+ *   L1, L2  one client, one request at a time, round-robin over a bare Fastify route (the baseline
+ *           server's GET /live), the baseline read and write, a check and a usage write: check p50
+ *           and usage p50 minus the bare route's p50, i.e. the service's own latency over HTTP
+ *           (read and write p50 minus the bare route's are shown beside them: the database's share)
+ *   T1      usage writes/s into one budget tree (organization → 4 teams → 16 users, written on the
+ *           leaves round-robin, so every write also lands on the hot root) at 64 connections,
+ *           alternating with the baseline durable write on one hot counter row at 64 connections;
+ *           afterwards every tree budget's cached usage_count must equal its subtree's ledger rows
+ *
+ * Writes bench/results.json.
  *
  * Env knobs: DATABASE_URL (use that server, in a fresh database bench_<pid>), BENCH_DURATION
- * (seconds per measurement, default 10), BENCH_WARMUP (default 2), BENCH_CONNECTIONS (default 50),
+ * (seconds per measurement, default 10; the single-client run sends 200 × BENCH_DURATION requests
+ * of each kind after 200 of each to warm up), BENCH_WARMUP (default 2), BENCH_CONNECTIONS (default 50),
  * BENCH_BIG_ROWS (default 1000000), BENCH_SUMMARY_RUNS (default 10), BENCH_SLICES (alternating slices
  * each measurement is cut into, default 5), BENCH_TRIGGER_BUDGET_S (seconds
  * the 1M-row load may take with the usage trigger on before the rest is loaded with it disabled,
@@ -20,6 +32,7 @@ import autocannon from 'autocannon';
 import { Client } from 'pg';
 import { freePort, startEmbeddedDatabase, type EmbeddedDatabase } from '../src/database/embedded-database';
 import { runMigrations } from '../src/database/migrate';
+import { measureSingleClient } from './single-client';
 import { startWebhookReceiver } from './webhook-receiver';
 
 const ROOT = resolve(__dirname, '..');
@@ -33,6 +46,12 @@ const TRIGGER_BUDGET_S = Number(process.env.BENCH_TRIGGER_BUDGET_S ?? 180);
 const BATCH_SIZE = 100;
 const SLICES = Number(process.env.BENCH_SLICES ?? 5);
 const POOL_SIZE = 20; // the service's default DATABASE_POOL_SIZE; the baseline uses the same
+// Single-client latency (L1, L2): requests of each kind, scaled with BENCH_DURATION so a smoke run
+// stays short (2000 at the default 10 s, about 10-20 s in all), after a fixed warm-up.
+const SINGLE_CLIENT_REQUESTS = Math.max(100, Math.round(200 * DURATION));
+const SINGLE_CLIENT_WARMUP = WARMUP > 0 ? 200 : 0;
+// T1 names its client count: 64, whatever BENCH_CONNECTIONS is.
+const TREE_CONNECTIONS = 64;
 const ADMIN_KEY = `bench-admin-${randomBytes(18).toString('hex')}`;
 const AUTH = { authorization: `Bearer ${ADMIN_KEY}` };
 const JSON_HEADERS = { ...AUTH, 'content-type': 'application/json' };
@@ -126,7 +145,11 @@ function startProcess(name: string, command: string, args: string[], env: Record
     out = (out + chunk.toString()).slice(-4000);
   });
   child.once('exit', (code, signal) => {
-    if (!cleaning && code !== 0) log(`  [${name}] exited (${code ?? signal}); last output:\n${out}`);
+    if (cleaning) return;
+    if (code !== 0) log(`  [${name}] exited (${code ?? signal}); last output:\n${out}`);
+    // The service's graceful shutdown exits 0: a SIGTERM from another process on a shared machine
+    // would otherwise only show as connection errors in the measures that follow.
+    else log(`  [${name}] exited (0) while the benchmark was running: stopped from outside (SIGTERM?)`);
   });
   children.push(child);
   return child;
@@ -298,6 +321,8 @@ interface Item {
   base: string;
   spec: Spec;
   perRequest?: number;
+  /** Concurrent connections of this item's load (CONNECTIONS by default). */
+  connections?: number;
   /** Work around each of the item's measured slices (outside its timing), e.g. a background load. */
   aroundSlice?: { before(): Promise<void>; after(): Promise<void> };
 }
@@ -352,10 +377,11 @@ async function measureGroup(items: Item[]): Promise<Record<string, Measure>> {
         else if (!st.sample) st.sample = `${status} ${String(body).slice(0, 300)}`;
       },
     };
-    return { url: item.base, connections: CONNECTIONS, pipelining: 1, timeout: 30, requests: [request] };
+    return { url: item.base, connections: item.connections ?? CONNECTIONS, pipelining: 1, timeout: 30, requests: [request] };
   };
+  const connections = [...new Set(items.map((item) => item.connections ?? CONNECTIONS))].join('/');
   log(`  ${items.map((item) => item.name).join(' | ')}`);
-  log(`    warm-up ${WARMUP}s each, then ${SLICES} alternating slices of ${sliceSeconds}s each (${CONNECTIONS} connections, keep-alive)`);
+  log(`    warm-up ${WARMUP}s each, then ${SLICES} alternating slices of ${sliceSeconds}s each (${connections} connections, keep-alive)`);
   for (const [index, item] of items.entries()) {
     if (WARMUP > 0) await autocannon({ ...options(item, index, false), duration: WARMUP });
     await drain();
@@ -595,7 +621,23 @@ async function main(): Promise<void> {
   const SPREAD = 10;
   const spread: { id: string }[] = [];
   for (let i = 0; i < SPREAD; i++) spread.push(await api(base, 'POST', '/api/v1/budgets', budget(`bench spread ${i}`, 'project', `spread-${i}-${runId}`)));
-  log(`[${elapsed()}] budgets created: org → team → user, plus single, writes, batches, 1k, 1M and ${SPREAD} for spread writes`);
+  // L2's usage writes go to a budget of their own, so that the ledger check counts them apart.
+  const oneClient = await api(base, 'POST', '/api/v1/budgets', budget('bench one client', 'project', `one-client-${runId}`));
+  // T1's tree: one organization root, 4 teams, 4 users under each. Usage is written on the 16 user
+  // leaves; every write also updates its team's and the root's cache rows (the hot root).
+  const treeRoot = await api(base, 'POST', '/api/v1/budgets', budget('bench tree org', 'organization', `tree-org-${runId}`));
+  const treeTeams: { id: string; users: { id: string }[] }[] = [];
+  for (let t = 0; t < 4; t++) {
+    const treeTeam = await api(base, 'POST', '/api/v1/budgets', budget(`bench tree team ${t}`, 'team', `tree-team-${t}-${runId}`, treeRoot.id));
+    const users: { id: string }[] = [];
+    for (let u = 0; u < 4; u++) users.push(await api(base, 'POST', '/api/v1/budgets', budget(`bench tree user ${t}.${u}`, 'user', `tree-user-${t}-${u}-${runId}`, treeTeam.id)));
+    treeTeams.push({ id: treeTeam.id, users });
+  }
+  const treeLeaves = treeTeams.flatMap((t) => t.users);
+  log(
+    `[${elapsed()}] budgets created: org → team → user, plus single, writes, batches, 1k, 1M, ${SPREAD} for spread writes, ` +
+      `one for the single client and a tree of ${1 + treeTeams.length + treeLeaves.length} (org → ${treeTeams.length} teams → ${treeLeaves.length} users)`,
+  );
 
   // Usage rows spread over the last 25 days (inside the current annual window), as the ledger
   // holds them: amounts, 7 models, 3 sources, 50 users, an idempotency key each.
@@ -688,6 +730,7 @@ async function main(): Promise<void> {
   log(`[${elapsed()}] measuring`);
   const m: Record<string, Measure> = {};
   const checkBody = JSON.stringify({ estimatedCost: 0.05, modelId: 'gpt-4o' });
+  const usageBody = JSON.stringify({ amount: 0.0123, currency: 'USD', modelId: 'gpt-4o', userId: 'user-1', source: 'gateway' });
   // P1t: the same check estimating tokens of gpt-4o, priced from the catalog (2000 in + 500 out ≈ 0.01 USD).
   const checkTokensBody = JSON.stringify({ estimatedInputTokens: 2000, estimatedOutputTokens: 500, modelId: 'gpt-4o' });
   const integrationBody = JSON.stringify({
@@ -719,6 +762,44 @@ async function main(): Promise<void> {
     `/api/v1/budgets/${small.id}/status`,
     `/api/v1/budgets/${big.id}/status`,
   ]);
+
+  // L1, L2 (issue 17): one client, one request at a time, after the read groups and before any
+  // write load, on a drained PostgreSQL, so that no backlog stands in front of these requests: the
+  // latency is the request's own. The bare Fastify route (no database) is the floor; read and
+  // write on the baseline show what the one statement they cannot avoid adds to it.
+  await drain();
+  log(`  L1/L2 one client: ${SINGLE_CLIENT_WARMUP} warm-up + ${SINGLE_CLIENT_REQUESTS} requests of each of 5 kinds, round-robin, one keep-alive connection per server`);
+  const oneKey = () => ({ 'idempotency-key': nextKey() });
+  const singleKinds = await measureSingleClient(
+    [
+      { key: 'bare', name: 'bare Fastify route (no database)', base: baselineBase, method: 'GET', path: '/live' },
+      { key: 'read', name: 'baseline read (1 row by PK)', base: baselineBase, method: 'GET', path: `/read/${single.id}` },
+      {
+        key: 'write', name: 'baseline durable write (insert + counter update)', base: baselineBase, method: 'POST', path: '/write',
+        headers: { 'content-type': 'application/json' }, body: '{"amount":"0.0123"}', perRequest: oneKey,
+      },
+      { key: 'check', name: 'check-constraints (one budget)', base, method: 'POST', path: `/api/v1/budgets/${single.id}/check-constraints`, headers: JSON_HEADERS, body: checkBody },
+      { key: 'usage', name: 'record usage (one record)', base, method: 'POST', path: `/api/v1/budgets/${oneClient.id}/usage`, headers: JSON_HEADERS, body: usageBody, perRequest: oneKey },
+    ],
+    { warmup: SINGLE_CLIENT_WARMUP, count: SINGLE_CLIENT_REQUESTS, onRound: (done, total) => progress('one client', done, total, `${done} rounds of 5`) },
+  );
+  const overBare = (key: string) => singleKinds[key].p50 - singleKinds.bare.p50;
+  const singleClient = {
+    requestsPerKind: SINGLE_CLIENT_REQUESTS,
+    warmupPerKind: SINGLE_CLIENT_WARMUP,
+    kinds: singleKinds,
+    p50OverBareMs: { check: overBare('check'), usage: overBare('usage'), read: overBare('read'), write: overBare('write') },
+  };
+  for (const kind of Object.values(singleKinds)) {
+    log(
+      `    ${kind.name}: p50 ${kind.p50.toFixed(2)} ms, p90 ${kind.p90.toFixed(2)} ms, p99 ${kind.p99.toFixed(2)} ms (${kind.requests} timed)` +
+        (kind.failures ? `\n    !! ${kind.failures} failed; e.g. ${kind.failureSample ?? ''}` : ''),
+    );
+  }
+  log(
+    `    p50 over the bare route: check +${singleClient.p50OverBareMs.check.toFixed(2)} ms, usage +${singleClient.p50OverBareMs.usage.toFixed(2)} ms ` +
+      `(baseline read +${singleClient.p50OverBareMs.read.toFixed(2)} ms, write +${singleClient.p50OverBareMs.write.toFixed(2)} ms)`,
+  );
 
   // P5: sequential, the same number of runs through the API and as raw SQL.
   const summaryFrom = new Date(rowsFrom.getTime() - 1000).toISOString();
@@ -755,7 +836,6 @@ async function main(): Promise<void> {
   const summaryCount = apiSummary?.count;
   log(`    API median ${median(apiTimes).toFixed(0)} ms, raw SQL median ${median(sqlTimes).toFixed(0)} ms (API count ${summaryCount}, SQL rows ${sqlRows})`);
 
-  const usageBody = JSON.stringify({ amount: 0.0123, currency: 'USD', modelId: 'gpt-4o', userId: 'user-1', source: 'gateway' });
   const usageTokensBody = JSON.stringify({ inputTokens: 2000, outputTokens: 500, currency: 'USD', modelId: 'gpt-4o', userId: 'user-1', source: 'gateway' });
   /** One usage record per request into a budget, each with a fresh idempotency key. */
   const usageItem = (key: string, name: string, budgetId: string, body = usageBody): Item => ({
@@ -833,6 +913,42 @@ async function main(): Promise<void> {
         spec: {
           method: 'POST', path: `/api/v1/budgets/${spread[0].id}/usage/batch`, body: '{}',
           vary: (request) => ({ ...request, path: `/api/v1/budgets/${spread[turn++ % SPREAD].id}/usage/batch`, body: batchBody() }),
+        },
+      },
+    ]),
+  );
+
+  // T1 (issue 17): 64 clients writing usage into one tree, each request on the next of its 16 user
+  // leaves. Every write takes its leaf's, its team's and the root's cache row (deepest first), so
+  // all 64 queue on the root row as on one hot budget, and pay two more row updates on the way.
+  // The baseline alternating with it is the durable write at the same 64 connections on its one hot
+  // counter row (the same row as baselineWrite).
+  let leafTurn = 0;
+  Object.assign(
+    m,
+    await measureGroup([
+      {
+        key: 'baselineWrite64',
+        name: `baseline durable write (insert + counter update), ${TREE_CONNECTIONS} connections`,
+        base: baselineBase,
+        connections: TREE_CONNECTIONS,
+        spec: {
+          method: 'POST', path: '/write', body: '{"amount":"0.0123"}', headers: { 'content-type': 'application/json' },
+          vary: (request) => ({ ...request, headers: { ...request.headers, 'idempotency-key': nextKey() } }),
+        },
+      },
+      {
+        key: 'usageTree',
+        name: `T1 record usage into one tree (org → ${treeTeams.length} teams → ${treeLeaves.length} users), ${TREE_CONNECTIONS} connections`,
+        base,
+        connections: TREE_CONNECTIONS,
+        spec: {
+          method: 'POST', path: `/api/v1/budgets/${treeLeaves[0].id}/usage`, body: usageBody,
+          vary: (request) => ({
+            ...request,
+            path: `/api/v1/budgets/${treeLeaves[leafTurn++ % treeLeaves.length].id}/usage`,
+            headers: { ...request.headers, 'idempotency-key': nextKey() },
+          }),
         },
       },
     ]),
@@ -926,15 +1042,28 @@ async function main(): Promise<void> {
   log(`  usage history, first page of ${BIG_ROWS.toLocaleString('en-US')} rows, sequential: median ${median(historyTimes).toFixed(0)} ms, max ${Math.max(...historyTimes).toFixed(0)} ms (5 runs)`);
 
   const rss = peakRss(service.pid);
+  // Ledger vs cache. A single-budget write puts its ledger row on the budget written (for the tree:
+  // a leaf), and the cache row of every budget up to the root counts it: a tree budget's expected
+  // usage_count is the number of rows on it and on all its descendants.
+  const treeIds = [treeRoot.id, ...treeTeams.map((t) => t.id), ...treeLeaves.map((b) => b.id)];
+  const writtenIds = [writes.id, tokenWrites.id, hooked.id, batches.id, oneClient.id, ...spread.map((b) => b.id), ...treeIds];
   const check = await db.query(
     `SELECT budget_id, usage_count, current_amount::text FROM budget_status_cache WHERE budget_id = ANY ($1::uuid[])`,
-    [[writes.id, tokenWrites.id, hooked.id, batches.id, ...spread.map((b) => b.id)]],
+    [writtenIds],
   );
   const ledger = await db.query(`SELECT budget_id, count(*)::int AS n FROM budget_usage_records WHERE budget_id = ANY ($1::uuid[]) GROUP BY 1`, [
-    [writes.id, tokenWrites.id, hooked.id, batches.id, ...spread.map((b) => b.id)],
+    writtenIds,
   ]);
-  const byBudget = new Map(ledger.rows.map((row) => [row.budget_id, row.n]));
-  const cacheMismatches = check.rows.filter((row) => Number(row.usage_count) !== (byBudget.get(row.budget_id) ?? 0));
+  const byBudget = new Map<string, number>(ledger.rows.map((row) => [row.budget_id, row.n]));
+  const expected = new Map<string, number>(writtenIds.map((id) => [id, byBudget.get(id) ?? 0]));
+  const subtree = (ids: string[]) => ids.reduce((sum, id) => sum + (byBudget.get(id) ?? 0), 0);
+  for (const t of treeTeams) expected.set(t.id, subtree([t.id, ...t.users.map((b) => b.id)]));
+  expected.set(treeRoot.id, subtree(treeIds));
+  const cached = new Map<string, number>(check.rows.map((row) => [row.budget_id, Number(row.usage_count)]));
+  const cacheMismatches = writtenIds
+    .filter((id) => (cached.get(id) ?? 0) !== expected.get(id))
+    .map((id) => ({ budget_id: id, cachedUsageCount: cached.get(id) ?? null, ledgerRows: expected.get(id) }));
+  const treeWrites = expected.get(treeRoot.id) ?? 0;
   drainClient = undefined;
   await db.end();
 
@@ -951,9 +1080,14 @@ async function main(): Promise<void> {
     { id: 'P5', what: `summary over ${BIG_ROWS.toLocaleString('en-US')} rows, API median ÷ raw SQL median`, value: ratio(median(apiTimes), median(sqlTimes)), target: '≤ 1.5', ok: (v: number) => v <= 1.5, baseline: `${median(sqlTimes).toFixed(0)} ms` },
     { id: 'P6', what: 'integration check (3 scopes) req/s ÷ single check req/s', value: ratio(m.integrationCheck.reqPerSec, m.check.reqPerSec), target: '≥ 0.6', ok: (v: number) => v >= 0.6, baseline: `${m.check.reqPerSec.toFixed(0)} req/s` },
     { id: 'P6b', what: 'integration check (5 scopes, two trees, a filtered model budget) req/s ÷ single check req/s', value: ratio(m.integrationCheck5.reqPerSec, m.check.reqPerSec), target: '≥ 0.6', ok: (v: number) => v >= 0.6, baseline: `${m.check.reqPerSec.toFixed(0)} req/s` },
+    // Issue 17: differences in ms and a rate, not ratios; each against a raw baseline of this run.
+    { id: 'L1', what: 'one client: check p50 − bare Fastify route p50 (ms)', value: singleClient.p50OverBareMs.check, target: '≤ 1.0', ok: (v: number) => v <= 1.0, baseline: `bare route p50 ${singleKinds.bare.p50.toFixed(2)} ms` },
+    { id: 'L2', what: 'one client: usage p50 − bare Fastify route p50 (ms)', value: singleClient.p50OverBareMs.usage, target: '≤ 2.0', ok: (v: number) => v <= 2.0, baseline: `bare route p50 ${singleKinds.bare.p50.toFixed(2)} ms` },
+    { id: 'T1', what: `usage writes/s into one tree (org → ${treeTeams.length} teams → ${treeLeaves.length} users), ${TREE_CONNECTIONS} clients`, value: m.usageTree.reqPerSec, digits: 0, target: '≥ 3000', ok: (v: number) => v >= 3000, baseline: `${m.baselineWrite64.reqPerSec.toFixed(0)} req/s (durable write, ${TREE_CONNECTIONS} clients, one hot row)` },
   ].map((t) => ({ ...t, met: t.ok(t.value) }));
 
   const fmt = (value: number) => (Number.isFinite(value) ? value.toFixed(1) : '–');
+  const fmt2 = (value: number) => (Number.isFinite(value) ? value.toFixed(2) : '–');
   const lines: string[] = [];
   lines.push('');
   lines.push('| measure | endpoint | req/s | p50 ms | p99 ms | failed | CPU ms/req server | CPU ms/req postgres | machine busy (ours/all) |');
@@ -971,16 +1105,32 @@ async function main(): Promise<void> {
   lines.push(`| usage history, first page (sequential, 5 runs) | GET /api/v1/budgets/:id/usage | – | ${median(historyTimes).toFixed(0)} | ${Math.max(...historyTimes).toFixed(0)} (max) | – | | | |`);
   lines.push(`| P5 summary (sequential, ${SUMMARY_RUNS} runs) | GET /api/v1/budgets/:id/usage/summary | – | ${median(apiTimes).toFixed(0)} | ${Math.max(...apiTimes).toFixed(0)} (max) | – | | | |`);
   lines.push(`| P5 raw SQL GROUPING SETS (pg, ${SUMMARY_RUNS} runs) | – | – | ${median(sqlTimes).toFixed(0)} | ${Math.max(...sqlTimes).toFixed(0)} (max) | – | | | |`);
+  for (const kind of Object.values(singleKinds)) {
+    lines.push(
+      `| one client: ${kind.name} (${kind.requests} requests, p90 ${fmt2(kind.p90)} ms) | ${kind.endpoint} | – | ${fmt2(kind.p50)} | ${fmt2(kind.p99)} | ${kind.failures} | | | |`,
+    );
+  }
   lines.push('');
-  lines.push('| target | ratio | value | goal | baseline | |');
+  lines.push('| target | ratio or figure | value | goal | baseline | |');
   lines.push('|---|---|---:|---|---|---|');
-  for (const t of targets) lines.push(`| ${t.id} | ${t.what} | ${t.value.toFixed(2)} | ${t.target} | ${t.baseline} | ${t.met ? 'met' : 'MISSED'} |`);
+  for (const t of targets) lines.push(`| ${t.id} | ${t.what} | ${t.value.toFixed(t.digits ?? 2)} | ${t.target} | ${t.baseline} | ${t.met ? 'met' : 'MISSED'} |`);
   lines.push('');
   lines.push(
     `Informative (same hot-row shape on both sides): spread writes ÷ spread baseline = ${ratio(m.usageSpread.reqPerSec, m.baselineWriteSpread.reqPerSec).toFixed(2)}; ` +
-      `spread batch records/s ÷ spread single req/s = ${ratio(m.batchSpread.recordsPerSec ?? 0, m.usageSpread.reqPerSec).toFixed(2)}`,
+      `spread batch records/s ÷ spread single req/s = ${ratio(m.batchSpread.recordsPerSec ?? 0, m.usageSpread.reqPerSec).toFixed(2)}; ` +
+      `tree writes ÷ ${TREE_CONNECTIONS}-client baseline write = ${ratio(m.usageTree.reqPerSec, m.baselineWrite64.reqPerSec).toFixed(2)}`,
   );
-  lines.push(`Ledger vs status cache after the writes: ${cacheMismatches.length ? `MISMATCH ${JSON.stringify(cacheMismatches)}` : 'every written budget\'s cached usage_count equals its ledger row count'}`);
+  lines.push(
+    `Informative, one client, p50 over the bare route (the database's own share, for reference): baseline read +${fmt2(singleClient.p50OverBareMs.read)} ms, ` +
+      `baseline write +${fmt2(singleClient.p50OverBareMs.write)} ms; check +${fmt2(singleClient.p50OverBareMs.check)} ms, usage +${fmt2(singleClient.p50OverBareMs.usage)} ms`,
+  );
+  lines.push(
+    `Ledger vs status cache after the writes: ${
+      cacheMismatches.length
+        ? `MISMATCH ${JSON.stringify(cacheMismatches)}`
+        : `every written budget's cached usage_count equals its ledger row count (for the ${treeIds.length} tree budgets, the rows of their subtree: ${treeWrites} in the tree)`
+    }`,
+  );
   lines.push(`Peak RSS of the service (VmHWM): ${rss ? (rss.vmHwmKb / 1024).toFixed(0) : '?'} MiB (RSS at the end ${rss ? (rss.vmRssKb / 1024).toFixed(0) : '?'} MiB)`);
   lines.push(
     `Seed: ${BIG_ROWS.toLocaleString('en-US')} rows in ${loadSeconds.toFixed(1)}s; ` +
@@ -992,22 +1142,25 @@ async function main(): Promise<void> {
   lines.push(`Total run time: ${elapsed()}`);
   const errors = Object.values(m).filter((x) => x.non2xx + x.errors + x.timeouts > 0);
   if (errors.length) lines.push(`WARNING: failed requests in: ${errors.map((x) => `${x.name} (${JSON.stringify(x.statuses)})`).join(', ')} — throughput counts the 2xx answers only`);
+  const singleErrors = Object.values(singleKinds).filter((x) => x.failures > 0);
+  if (singleErrors.length) lines.push(`WARNING: failed single-client requests: ${singleErrors.map((x) => `${x.name} (${x.failures}, e.g. ${x.failureSample})`).join(', ')} — the latencies are of the 2xx answers only`);
   const report = lines.join('\n');
   console.log(report);
 
   const results = {
     date: new Date().toISOString(),
     machine: { cpus: require('node:os').cpus().length, node: process.version, postgres: pgSettings },
-    settings: { connections: CONNECTIONS, durationSeconds: DURATION, warmupSeconds: WARMUP, batchSize: BATCH_SIZE, summaryRuns: SUMMARY_RUNS, bigRows: BIG_ROWS, smallRows: SMALL_ROWS, poolSize: POOL_SIZE },
+    settings: { connections: CONNECTIONS, treeConnections: TREE_CONNECTIONS, durationSeconds: DURATION, warmupSeconds: WARMUP, batchSize: BATCH_SIZE, summaryRuns: SUMMARY_RUNS, bigRows: BIG_ROWS, smallRows: SMALL_ROWS, poolSize: POOL_SIZE },
     targets: targets.map(({ ok: _ok, ...t }) => t),
     measures: m,
+    singleClient,
     history: { ms: historyTimes, medianMs: median(historyTimes) },
     summary: { apiMs: apiTimes, sqlMs: sqlTimes, apiMedianMs: median(apiTimes), sqlMedianMs: median(sqlTimes), sqlRows, apiCount: summaryCount },
     status: statusCounts,
     peakRss: rss,
     seed: { ...bulk, seconds: loadSeconds },
     webhookDelivery: { ...delivery, relayCalibrationPerSecond: relayRate, relayCpu, backlogPerSlice, undelivered },
-    writeCheck: { cache: check.rows, ledger: ledger.rows, mismatches: cacheMismatches },
+    writeCheck: { cache: check.rows, ledger: ledger.rows, expectedUsageCount: Object.fromEntries(expected), treeBudgetIds: treeIds, mismatches: cacheMismatches },
     p4Interleaved: p4,
     serviceLogRepeats: Object.fromEntries([...repeatedLines].map(([name, seen]) => [name, Object.fromEntries(seen)])),
     totalSeconds: (Date.now() - started) / 1000,
