@@ -121,9 +121,9 @@ describe('Usage writes committed in groups', () => {
     const other = await createTestApp({ listen: true, databaseUrl: t.databaseUrl });
     try {
       const org = await createBudget({ scopeType: 'organization' });
-      const teams = [];
+      const teams: { id: string }[] = [];
       for (let i = 0; i < 4; i++) teams.push(await createBudget({ scopeType: 'team', parentId: org.id }));
-      const leaves = [];
+      const leaves: { id: string }[] = [];
       for (const team of teams) for (let i = 0; i < 4; i++) leaves.push(await createBudget({ scopeType: 'user', parentId: team.id }));
       const deadlocksBefore = await deadlockCount(t.databaseUrl);
       const before = await groups();
