@@ -9,6 +9,7 @@ import { ApiKeyGuard } from './auth/api-key.guard';
 import { AuthModule } from './auth/auth.module';
 import { BudgetModule } from './budget/budget.module';
 import { Clock } from './common/clock';
+import { RequestLoad } from './common/request-load';
 import { ConstraintModule } from './constraint/constraint.module';
 import { DashboardModule } from './dashboard/dashboard.module';
 import { APP_CONFIG, type AppConfig } from './config/configuration';
@@ -60,10 +61,11 @@ export class AppModule {
       providers: [
         { provide: APP_CONFIG, useValue: config },
         Clock,
+        RequestLoad,
         // Every route needs an API key unless it is @Public(); see src/auth.
         { provide: APP_GUARD, useExisting: ApiKeyGuard },
       ],
-      exports: [APP_CONFIG, Clock],
+      exports: [APP_CONFIG, Clock, RequestLoad],
     };
   }
 }

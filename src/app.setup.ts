@@ -10,6 +10,7 @@ import type { AppConfig } from './config/configuration';
 import { ProblemDetailsDto } from './common/errors/api-problems.decorator';
 import { DomainError, validationFailed, type FieldError } from './common/errors/domain-error';
 import { ProblemDetailsFilter, sendProblem } from './common/errors/problem.filter';
+import { RequestLoad } from './common/request-load';
 import { flattenValidationErrors, VALIDATOR_OPTIONS } from './common/validation';
 import { MetricsService } from './observability/metrics.service';
 import { ShutdownState } from './observability/shutdown-state';
@@ -172,6 +173,13 @@ export function configureApp(app: NestFastifyApplication): void {
     reply.header('connection', 'close');
     sendProblem(reply, request, SHUTTING_DOWN);
     return reply;
+  });
+  // Requests in flight, for background work that gives way to them (RequestLoad).
+  const load = app.get(RequestLoad);
+  fastify.addHook('onRequest', (_request, reply, done) => {
+    load.inFlight += 1;
+    reply.raw.once('close', () => (load.inFlight -= 1));
+    done();
   });
   // Latency by route pattern (not the raw URL), for every answer including 404s and 503s.
   const metrics = app.get(MetricsService);

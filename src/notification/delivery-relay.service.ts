@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
+import { RequestLoad } from '../common/request-load';
 import { APP_CONFIG, type AppConfig } from '../config/configuration';
 import { ChannelRepository } from './channel.repository';
 import { ChannelSenders } from './channel-senders';
@@ -27,6 +28,18 @@ const PURGE_BATCH = 5_000;
 const MAX_BATCHES_PER_CALL = 100;
 
 /**
+ * HTTP requests in flight on this instance from which a timed poll leaves the rest of the outbox
+ * to the next poll after each batch: checks and usage writes come first (docs/notifications.md,
+ * "Under load").
+ */
+export const RELAY_YIELD_REQUESTS = 8;
+
+export interface DeliverOptions {
+  /** Stop after a batch once RELAY_YIELD_REQUESTS requests are in flight (timed polls do). */
+  yieldWhenBusy?: boolean;
+}
+
+/**
  * The outbox relay. Every instance polls (no LISTEN, so it works behind PgBouncer in
  * transaction mode), claims due deliveries with a lease, sends them and records each attempt.
  * At least once: a delivery is marked delivered only after a 2xx (or an accepted mail), and a
@@ -46,6 +59,7 @@ export class DeliveryRelay implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly channels: ChannelRepository,
     private readonly senders: ChannelSenders,
     private readonly events: EventEmitter2,
+    private readonly load: RequestLoad,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -85,7 +99,7 @@ export class DeliveryRelay implements OnApplicationBootstrap, OnModuleDestroy {
 
   private poll(): void {
     if (this.running || this.stopping) return;
-    this.running = this.deliverDue()
+    this.running = this.deliverDue({ yieldWhenBusy: true })
       .catch((error: unknown) => {
         this.logger.warn(`Delivery poll failed (retried at the next poll): ${(error as Error).message}`);
         return 0;
@@ -93,8 +107,13 @@ export class DeliveryRelay implements OnApplicationBootstrap, OnModuleDestroy {
       .finally(() => (this.running = undefined));
   }
 
-  /** Claims and sends every due delivery, a batch at a time; the number of attempts made. */
-  async deliverDue(): Promise<number> {
+  /**
+   * Claims and sends every due delivery, a batch at a time; the number of attempts made. With
+   * `yieldWhenBusy`, a batch after which RELAY_YIELD_REQUESTS or more requests are in flight is
+   * the last of this call: while requests crowd in, an instance delivers one batch
+   * (NOTIFY_BATCH_SIZE) per poll, and its hot path keeps the rest of the CPU.
+   */
+  async deliverDue(options: DeliverOptions = {}): Promise<number> {
     const { batchSize, leaseSeconds } = this.config.notify;
     let attempts = 0;
     for (let batch = 0; batch < MAX_BATCHES_PER_CALL && !this.stopping; batch++) {
@@ -102,6 +121,7 @@ export class DeliveryRelay implements OnApplicationBootstrap, OnModuleDestroy {
       if (!claimed.length) break;
       await this.record(await Promise.all(claimed.map((delivery) => this.attempt(delivery))));
       attempts += claimed.length;
+      if (options.yieldWhenBusy && this.load.inFlight >= RELAY_YIELD_REQUESTS) break;
     }
     const sample: NotificationQueueSample = await this.deliveries.queueStats();
     this.events.emit(NOTIFICATION_QUEUE_SAMPLED, sample);
