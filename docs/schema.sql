@@ -718,16 +718,20 @@ AS $function$
 
 CREATE OR REPLACE FUNCTION public.budget_filter_accepts(p_filter jsonb, p_model_id text, p_tags text[])
  RETURNS boolean
- LANGUAGE sql
+ LANGUAGE plpgsql
  IMMUTABLE PARALLEL SAFE
 AS $function$
-        SELECT p_filter IS NULL OR (
-          (NOT (p_filter ? 'models') OR (p_model_id IS NOT NULL AND EXISTS (
-             SELECT 1 FROM jsonb_array_elements_text(p_filter->'models') m (entry)
-             WHERE CASE WHEN right(m.entry, 1) = '*' THEN starts_with(p_model_id, left(m.entry, -1))
-                        ELSE p_model_id = m.entry END)))
-          AND (NOT (p_filter ? 'tags')
-               OR ARRAY(SELECT jsonb_array_elements_text(p_filter->'tags')) <@ coalesce(p_tags, '{}')))
+      BEGIN
+        IF p_filter IS NULL THEN
+          RETURN true;
+        END IF;
+        RETURN (NOT (p_filter ? 'models') OR (p_model_id IS NOT NULL AND EXISTS (
+                  SELECT 1 FROM jsonb_array_elements_text(p_filter->'models') m (entry)
+                  WHERE CASE WHEN right(m.entry, 1) = '*' THEN starts_with(p_model_id, left(m.entry, -1))
+                             ELSE p_model_id = m.entry END)))
+           AND (NOT (p_filter ? 'tags')
+                OR ARRAY(SELECT jsonb_array_elements_text(p_filter->'tags')) <@ coalesce(p_tags, '{}'));
+      END
       $function$;
 
 CREATE OR REPLACE FUNCTION public.budget_period_window(p_start timestamp with time zone, p_end timestamp with time zone, p_period text, p_custom_days integer, p_recurring boolean, p_timezone text, p_at timestamp with time zone, OUT period_start timestamp with time zone, OUT period_end timestamp with time zone, OUT active boolean)

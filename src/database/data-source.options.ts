@@ -17,6 +17,7 @@ import { TokenPricedUsage1764308000000 } from '../../migrations/1764308000000-To
 import { UsageRollups1764309000000 } from '../../migrations/1764309000000-UsageRollups';
 import { PartitionedLedger1764310000000 } from '../../migrations/1764310000000-PartitionedLedger';
 import { BatchAnswerLookups1764311000000 } from '../../migrations/1764311000000-BatchAnswerLookups';
+import { FilterAcceptsPlanned1764312000000 } from '../../migrations/1764312000000-FilterAcceptsPlanned';
 
 /**
  * Migrations are listed as classes so ts-jest, ts-node and dist/ all find them. There are no
@@ -41,6 +42,7 @@ export const MIGRATIONS = [
   UsageRollups1764309000000,
   PartitionedLedger1764310000000,
   BatchAnswerLookups1764311000000,
+  FilterAcceptsPlanned1764312000000,
 ];
 
 /**
