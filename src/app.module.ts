@@ -5,6 +5,7 @@ import { EventEmitterModule } from '@nestjs/event-emitter';
 import { ScheduleModule } from '@nestjs/schedule';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { LoggerModule } from 'nestjs-pino';
+import { DataSource } from 'typeorm';
 import { ApiKeyGuard } from './auth/api-key.guard';
 import { AuthModule } from './auth/auth.module';
 import { BudgetModule } from './budget/budget.module';
@@ -14,6 +15,7 @@ import { ConstraintModule } from './constraint/constraint.module';
 import { DashboardModule } from './dashboard/dashboard.module';
 import { APP_CONFIG, type AppConfig } from './config/configuration';
 import { dataSourceOptions } from './database/data-source.options';
+import { installPreparedStatements } from './database/prepared-statements';
 import { HealthModule } from './health/health.module';
 import { NotificationModule } from './notification/notification.module';
 import { loggerParams } from './observability/logging';
@@ -26,24 +28,33 @@ import { UsageModule } from './usage/usage.module';
 export class AppModule {
   /** The configuration is loaded and validated once by the caller (main.ts or a test). */
   static register(config: AppConfig): DynamicModule {
-    if (!config.databaseUrl) throw new Error('AppModule needs a database URL (main.ts starts the embedded one)');
+    const databaseUrl = config.databaseUrl;
+    if (!databaseUrl) throw new Error('AppModule needs a database URL (main.ts starts the embedded one)');
     return {
       module: AppModule,
       global: true,
       imports: [
         LoggerModule.forRoot(loggerParams(config)),
         ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, load: [() => ({ app: config })] }),
-        TypeOrmModule.forRoot({
-          ...dataSourceOptions({
-            url: config.databaseUrl,
-            poolSize: config.databasePoolSize,
-            statementTimeoutMs: config.statementTimeoutMs,
-            connectionTimeoutMs: config.connectionTimeoutMs,
-            poolMode: config.databasePoolMode,
+        TypeOrmModule.forRootAsync({
+          useFactory: () => ({
+            ...dataSourceOptions({
+              url: databaseUrl,
+              poolSize: config.databasePoolSize,
+              statementTimeoutMs: config.statementTimeoutMs,
+              connectionTimeoutMs: config.connectionTimeoutMs,
+              poolMode: config.databasePoolMode,
+            }),
+            migrationsRun: false,
+            retryAttempts: 3,
+            retryDelay: 1000,
           }),
-          migrationsRun: false,
-          retryAttempts: 3,
-          retryDelay: 1000,
+          // The hot path's marked statements run prepared (src/database/prepared-statements.ts).
+          dataSourceFactory: async (options) => {
+            const dataSource = await new DataSource(options!).initialize();
+            installPreparedStatements(dataSource, config.databasePoolMode);
+            return dataSource;
+          },
         }),
         EventEmitterModule.forRoot(),
         ObservabilityModule,

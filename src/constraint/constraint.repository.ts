@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import type { BudgetAlertConfig, ModelPolicy, RequestTraits, Scope, ScopeType } from '../budget/budget.types';
+import { prepared } from '../database/prepared-statements';
 import type { PriceChoice, PriceLookupHints } from '../pricing/pricing.types';
 import type { ActiveAlertJson } from '../usage/usage.events';
 
@@ -73,6 +74,9 @@ const contextParams = (budgetIds: string[], scopes: Scope[], at: Date, traits: R
   traits?.tags ?? null, traits !== null,
 ];
 
+/** Every check's one statement, prepared once per connection. */
+const CHECK_CONTEXT = prepared('check_context', `SELECT ${CONTEXT_COLUMNS} FROM ${CONTEXT_CALL}`);
+
 /** Estimated tokens of a check, priced at the catalog's version for the request's model. */
 export interface EstimatedTokens {
   provider?: string;
@@ -90,7 +94,7 @@ export class ConstraintRepository {
    * ancestors, most specific first; `traits` null lists every budget of the scopes (no filters).
    */
   checkContext(budgetIds: string[], scopes: Scope[], at: Date, traits: RequestTraits | null): Promise<CheckContextRow[]> {
-    return this.dataSource.query(`SELECT ${CONTEXT_COLUMNS} FROM ${CONTEXT_CALL}`, contextParams(budgetIds, scopes, at, traits));
+    return this.dataSource.query(CHECK_CONTEXT, contextParams(budgetIds, scopes, at, traits));
   }
 
   /**

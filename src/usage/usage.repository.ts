@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 
 import type { Scope } from '../budget/budget.types';
+import { prepared } from '../database/prepared-statements';
 import type { PriceLookupHints } from '../pricing/pricing.types';
 import type { ActiveAlertJson, FiredAlert } from './usage.events';
 
@@ -163,6 +164,21 @@ const STATUS_COLUMNS = `
   last_usage_at AS "lastUsageAt", updated_at AS "updatedAt", active_alerts AS "activeAlerts",
   budget_reserved_amount(budget_id, $2::timestamptz)::text AS "reservedAmount"`;
 
+/** A single usage write, prepared once per connection (the hot path). */
+const RECORD_USAGE = prepared(
+  'record_usage',
+  `SELECT ${RECORDED_MATCH_COLUMNS}
+   FROM record_usage($1, $2::numeric, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14::timestamptz, $15::uuid,
+                     $16, $17::text[], $18, $19::integer, $20::integer, $21::integer, $22, $23, $24)`,
+);
+
+/** A batch, and a group of single writes (usage-write-groups.ts), prepared once per connection. */
+const RECORD_USAGE_BATCH = prepared(
+  'record_usage_batch',
+  `SELECT ordinal, status, error_code AS "errorCode", error_detail AS "errorDetail", ${RECORDED_COLUMNS}
+   FROM record_usage_batch($1::uuid, $2::jsonb)`,
+);
+
 const metadataParam = (write: Pick<UsageWrite, 'metadata'>) => (write.metadata === null ? null : JSON.stringify(write.metadata));
 
 /** The writers' last seven parameters: the tokens, and the catalog's lookup hints. */
@@ -179,9 +195,7 @@ export class UsageRepository {
   /** Records one usage (or replays it) through `record_usage`: validation, idempotency, cache and alerts in SQL. */
   async record(write: UsageWrite): Promise<RecordedUsageRow> {
     const rows = await this.dataSource.query(
-      `SELECT ${RECORDED_MATCH_COLUMNS}
-       FROM record_usage($1, $2::numeric, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14::timestamptz, $15::uuid,
-                         $16, $17::text[], $18, $19::integer, $20::integer, $21::integer, $22, $23, $24)`,
+      RECORD_USAGE,
       [
         write.budgetId, write.amount, write.currency, write.source, write.description, write.modelId, write.userId,
         write.teamId, write.projectId, write.requestId, write.idempotencyKey, write.requestHash,
@@ -194,11 +208,7 @@ export class UsageRepository {
 
   /** Many records in one transaction and one round trip; each answered on its own line. */
   recordBatch(budgetId: string, writes: UsageWrite[]): Promise<BatchRow[]> {
-    return this.dataSource.query(
-      `SELECT ordinal, status, error_code AS "errorCode", error_detail AS "errorDetail", ${RECORDED_COLUMNS}
-       FROM record_usage_batch($1::uuid, $2::jsonb)`,
-      [budgetId, JSON.stringify(writes)],
-    );
+    return this.dataSource.query(RECORD_USAGE_BATCH, [budgetId, JSON.stringify(writes)]);
   }
 
   /**
