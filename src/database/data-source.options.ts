@@ -56,9 +56,10 @@ export const MIGRATIONS = [
  *   statement timeout comes from the server: `ALTER ROLE … SET statement_timeout`, or PgBouncer's
  *   `connect_query`; a `SET` from the service would land on whichever server connection it got and
  *   stay there for the next client. README "Behind PgBouncer".
- * In both modes every advisory lock is transaction-scoped (`pg_advisory_xact_lock`), queries use
- * unnamed statements (no protocol-level prepared statements, which PgBouncer 1.18 cannot route),
- * and nothing LISTENs (test/session-state.spec.ts).
+ * In both modes every advisory lock is transaction-scoped (`pg_advisory_xact_lock`) and nothing
+ * LISTENs (test/session-state.spec.ts). Queries use unnamed statements, except the hot path's
+ * three in `session` mode, which run as named prepared statements (prepared-statements.ts);
+ * in `transaction` mode those run unnamed too, since PgBouncer 1.18 cannot route prepared ones.
  */
 export type DatabasePoolMode = 'session' | 'transaction';
 export const DATABASE_POOL_MODES: readonly DatabasePoolMode[] = ['session', 'transaction'];
