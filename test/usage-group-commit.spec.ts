@@ -117,6 +117,41 @@ describe('Usage writes committed in groups', () => {
     await expectCacheMatchesLedger(t, [budget.id]);
   });
 
+  it('a group mixes budgets: each write counts on its own budget, keys are per budget, refusals are their own', async () => {
+    const usd = await createBudget();
+    const eur = await createBudget({ currency: 'EUR' });
+    const filtered = await createBudget({ filter: { models: ['gpt-4o*'] } });
+    type Job = { budget: { id: string }; body: Record<string, unknown>; key: string; expect: number };
+    const jobs: Job[] = [];
+    for (let i = 0; i < 60; i++) {
+      // The same key on two budgets is two requests.
+      jobs.push({ budget: usd, body: { amount: '0.01', currency: 'USD' }, key: `mixed-${i}`, expect: 201 });
+      jobs.push({ budget: eur, body: { amount: '0.02', currency: 'EUR' }, key: `mixed-${i}`, expect: 201 });
+      if (i % 3 === 0) jobs.push({ budget: filtered, body: { amount: '0.03', currency: 'USD', modelId: 'gpt-4o-mini' }, key: `mixed-${i}`, expect: 201 });
+      if (i % 10 === 0) jobs.push({ budget: eur, body: { amount: '0.02', currency: 'USD' }, key: `wrong-${i}`, expect: 422 });
+      if (i % 10 === 5) jobs.push({ budget: filtered, body: { amount: '0.03', currency: 'USD', modelId: 'claude-3' }, key: `wrong-${i}`, expect: 422 });
+    }
+    const before = await groups();
+    const sent = await Promise.all(jobs.map((job) => post(job.budget.id, job.body, job.key)));
+    const after = await groups();
+    expect(after.count - before.count).toBeLessThan(jobs.length);
+    expect(sent.map((s) => s.status)).toEqual(jobs.map((job) => job.expect));
+    for (const [index, job] of jobs.entries()) {
+      if (job.expect === 201) {
+        expect(sent[index].body).toMatchObject({ budgetId: job.budget.id, currency: job.body.currency, amount: Number(job.body.amount) });
+        continue;
+      }
+      const alone = await post(job.budget.id, job.body, job.key);
+      expect(alone.body).toEqual({ ...sent[index].body, instance: alone.body.instance });
+    }
+    const counts = await t.sql(
+      `SELECT budget_id, count(*)::int AS n FROM budget_usage_records WHERE budget_id = ANY ($1::uuid[]) GROUP BY budget_id`,
+      [[usd.id, eur.id, filtered.id]],
+    );
+    expect(Object.fromEntries(counts.map((row) => [row.budget_id, row.n]))).toEqual({ [usd.id]: 60, [eur.id]: 60, [filtered.id]: 20 });
+    await expectCacheMatchesLedger(t, [usd.id, eur.id, filtered.id]);
+  });
+
   it('two instances writing the leaves of one tree at once: every write recorded, no deadlock, cache == ledger', async () => {
     const other = await createTestApp({ listen: true, databaseUrl: t.databaseUrl });
     try {

@@ -18,6 +18,7 @@ import { UsageRollups1764309000000 } from '../../migrations/1764309000000-UsageR
 import { PartitionedLedger1764310000000 } from '../../migrations/1764310000000-PartitionedLedger';
 import { BatchAnswerLookups1764311000000 } from '../../migrations/1764311000000-BatchAnswerLookups';
 import { FilterAcceptsPlanned1764312000000 } from '../../migrations/1764312000000-FilterAcceptsPlanned';
+import { UsageWriteGroups1764313000000 } from '../../migrations/1764313000000-UsageWriteGroups';
 
 /**
  * Migrations are listed as classes so ts-jest, ts-node and dist/ all find them. There are no
@@ -43,6 +44,7 @@ export const MIGRATIONS = [
   PartitionedLedger1764310000000,
   BatchAnswerLookups1764311000000,
   FilterAcceptsPlanned1764312000000,
+  UsageWriteGroups1764313000000,
 ];
 
 /**

@@ -2,15 +2,23 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { APP_CONFIG, type AppConfig } from '../config/configuration';
+import type { FiredAlert } from './usage.events';
 import { UsageEvents } from './usage.events';
-import { UsageRepository, type BatchRow, type RecordedUsageRow, type UsageWrite } from './usage.repository';
+import { UsageRepository, type GroupRow, type RecordedUsageRow, type UsageWrite } from './usage.repository';
 
-/** Emitted once per group committed, for the metrics (size 1: a write that found its budget idle). */
+/** Emitted once per group committed, for the metrics (size 1: a write that found a free slot). */
 export const USAGE_WRITE_GROUP_COMMITTED = 'usage.write-group.committed';
 
 export interface UsageWriteGroupCommitted {
   size: number;
 }
+
+/**
+ * Groups in flight at once on one instance. One would serialise every write of the instance behind
+ * the slowest group; a few let a group wait for a busy budget's lock while the next one goes on,
+ * and still leave the writes that arrive meanwhile enough time to gather into large groups.
+ */
+export const GROUPS_IN_FLIGHT = 2;
 
 interface Pending {
   write: UsageWrite;
@@ -18,18 +26,14 @@ interface Pending {
   reject(error: unknown): void;
 }
 
-/** The writes of one budget: those waiting, while the lane's one group is in flight. */
-interface Lane {
-  queue: Pending[];
-}
-
 /**
  * An error PostgreSQL answered for the group's statement, which its transaction rolled back, and
  * which may belong to one record rather than the group: the rules our functions raise (RB<status>),
- * bad data (class 22), a constraint (class 23) or a raised exception (P0001). Each record is then
- * written alone, and answered exactly as a single write is. Any other error (the connection, a
- * timeout, an overloaded server) is the group's: every write in it gets that error, as it would
- * have alone; without an answer from PostgreSQL the group may have committed, so nothing is retried.
+ * bad data (class 22), a constraint (class 23) or a raised exception (P0001). The group's writes
+ * are then committed again one by one, so each is answered exactly as a single write is. Any other
+ * error (the connection, a timeout, an overloaded server) is the group's: every write in it gets
+ * that error, as it would have alone; without an answer from PostgreSQL the group may have
+ * committed, so nothing is retried.
  */
 function recordLevelError(error: unknown): boolean {
   const code = (error as { code?: unknown } | undefined)?.code;
@@ -37,28 +41,30 @@ function recordLevelError(error: unknown): boolean {
 }
 
 /**
- * Group commit of single usage writes (`POST /budgets/:id/usage`), per budget. A write to a
- * budget with no write in flight on this instance goes at once, alone, through `record_usage`: a
- * single client never waits for a batch window. Writes arriving while one is in flight queue
- * behind it, and when it commits they go together as one group: one `record_usage_batch` call,
- * one transaction, one WAL flush, one update of each cache row of the chain, however many
- * records. Each request is answered only after its record committed (acknowledged = committed,
- * as before).
+ * Group commit of single usage writes (`POST /budgets/:id/usage`). A write that finds a free slot
+ * (fewer than GROUPS_IN_FLIGHT groups in flight on this instance) goes at once, alone, through
+ * `record_usage`: a single client never waits for a batch window. Writes arriving while the slots
+ * are taken queue, and each slot that frees takes the oldest of them (up to USAGE_GROUP_MAX) as one
+ * group: one `record_usage_group` call, one transaction, one INSERT, one WAL flush, one update of
+ * each cache row their chains share, whatever budgets and trees they go to. Each request is
+ * answered only after its record committed (acknowledged = committed, as before).
  *
  * What each request gets is what it would get alone:
  * - a new record: 201 with its row; a replay of its key: 200 with the original row;
- * - a record the batch refused (wrong currency, outside the period, filter, reservation, key
- *   reused or expired, price missing): written again alone through `record_usage`, so its error
- *   (or answer) is the single write's own, word for word;
- * - two writes with the same key never share a group: the second waits for the next one, where
- *   it replays the first (or conflicts with it), as two concurrent single writes do.
+ * - a record the group did not write (wrong currency, outside the period, filter, reservation, key
+ *   reused or expired, price missing, budget deleted): written again alone through `record_usage`,
+ *   so its error (or answer) is the single write's own, word for word;
+ * - two writes to one budget with the same key never share a group: the second waits for a later
+ *   one, where it replays the first (or conflicts with it), as two concurrent writes do.
  *
- * Locks: a group is one budget's batch, which locks its chain in the order every writer uses,
- * so groups, single writes and batches of other instances wait for each other, never deadlock.
+ * Locks: record_usage_group writes the whole group in one INSERT, whose trigger locks roll-ups and
+ * then cache rows in the one global order every writer uses (migration UsageWriteGroups), so groups
+ * and all other writers of any instance wait for each other, never in a cycle.
  */
 @Injectable()
 export class UsageWriteGroups {
-  private readonly lanes = new Map<string, Lane>();
+  private queue: Pending[] = [];
+  private inFlight = 0;
   private readonly enabled: boolean;
   private readonly maxSize: number;
 
@@ -72,37 +78,35 @@ export class UsageWriteGroups {
     this.maxSize = config.usageGroupMax;
   }
 
-  /** Records one usage, in a group with the writes to the same budget that arrive meanwhile. */
+  /** Records one usage, alone when a slot is free, else in a group with the writes that queue meanwhile. */
   record(write: UsageWrite): Promise<RecordedUsageRow> {
     if (!this.enabled) return this.usage.record(write);
     return new Promise<RecordedUsageRow>((resolve, reject) => {
-      const lane = this.lanes.get(write.budgetId);
-      if (lane) {
-        lane.queue.push({ write, resolve, reject });
-        return;
-      }
-      const fresh: Lane = { queue: [{ write, resolve, reject }] };
-      this.lanes.set(write.budgetId, fresh);
-      void this.drive(write.budgetId, fresh);
+      this.queue.push({ write, resolve, reject });
+      this.pump();
     });
   }
 
-  /** Commits the lane's groups one after the other until nothing waits, then frees the lane. */
-  private async drive(budgetId: string, lane: Lane): Promise<void> {
-    try {
-      while (lane.queue.length) await this.commit(budgetId, this.take(lane));
-    } finally {
-      this.lanes.delete(budgetId);
+  /** Starts groups while slots are free and writes wait. */
+  private pump(): void {
+    while (this.inFlight < GROUPS_IN_FLIGHT && this.queue.length) {
+      const group = this.take();
+      this.inFlight += 1;
+      void this.commit(group).finally(() => {
+        this.inFlight -= 1;
+        this.pump();
+      });
     }
   }
 
-  /** The next group: the oldest writes, at most maxSize, no idempotency key twice. */
-  private take(lane: Lane): Pending[] {
+  /** The next group: the oldest writes, at most maxSize, no idempotency key twice on one budget. */
+  private take(): Pending[] {
     const group: Pending[] = [];
     const keys = new Set<string>();
     const rest: Pending[] = [];
-    for (const pending of lane.queue) {
-      const key = pending.write.idempotencyKey;
+    for (const pending of this.queue) {
+      const { budgetId, idempotencyKey } = pending.write;
+      const key = idempotencyKey === null ? null : `${budgetId} ${idempotencyKey}`;
       if (group.length >= this.maxSize || (key !== null && keys.has(key))) {
         rest.push(pending);
         continue;
@@ -110,17 +114,17 @@ export class UsageWriteGroups {
       if (key !== null) keys.add(key);
       group.push(pending);
     }
-    lane.queue = rest;
+    this.queue = rest;
     return group;
   }
 
   /** Commits one group and settles each of its writes; never throws. */
-  private async commit(budgetId: string, group: Pending[]): Promise<void> {
+  private async commit(group: Pending[]): Promise<void> {
     this.events.emit(USAGE_WRITE_GROUP_COMMITTED, { size: group.length } satisfies UsageWriteGroupCommitted);
     if (group.length === 1) return this.alone(group[0]);
-    let rows: BatchRow[];
+    let rows: GroupRow[];
     try {
-      rows = await this.usage.recordBatch(budgetId, group.map(({ write }) => ({ ...write, id: randomUUID() })));
+      rows = await this.usage.recordGroup(group.map(({ write }) => ({ ...write, id: randomUUID() })));
     } catch (error) {
       if (!recordLevelError(error)) {
         for (const pending of group) pending.reject(error);
@@ -129,21 +133,21 @@ export class UsageWriteGroups {
       await Promise.all(group.map((pending) => this.alone(pending)));
       return;
     }
-    // The alerts the group's transaction fired ride on its first line (record_usage_batch): they
-    // go with the first write answered from the group, so each is announced once.
-    let fired = rows[0]?.firedAlerts ?? [];
+    // The alerts the group's transaction fired ride on its first line: they go with the first
+    // write answered from the group, so each is announced once.
+    let alerts: FiredAlert[] = rows[0]?.firedAlerts ?? [];
     const refused: Pending[] = [];
     for (const row of rows) {
       const pending = group[row.ordinal];
-      if (row.errorCode) {
+      if (!row.recorded && !row.replayed) {
         refused.push(pending);
         continue;
       }
-      pending.resolve({ ...row, matchedBudgetIds: null, firedAlerts: fired });
-      fired = [];
+      pending.resolve({ ...row, matchedBudgetIds: null, firedAlerts: alerts });
+      alerts = [];
     }
     // No write of the group was answered from it: its alerts (if any) are announced here.
-    this.announcer.announceAll(fired);
+    this.announcer.announceAll(alerts);
     await Promise.all(refused.map((pending) => this.alone(pending)));
   }
 

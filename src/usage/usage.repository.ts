@@ -87,6 +87,12 @@ export interface BatchRow extends RecordedUsageRow {
   errorDetail: string | null;
 }
 
+/** A line of `record_usage_group`: the write's row when it was recorded now or replayed. */
+export interface GroupRow extends RecordedUsageRow {
+  ordinal: number;
+  recorded: boolean;
+}
+
 /** One row of `get_budget_status`: the cache row and the budget's settings. */
 export interface StatusRow {
   budgetId: string;
@@ -179,6 +185,12 @@ const RECORD_USAGE_BATCH = prepared(
    FROM record_usage_batch($1::uuid, $2::jsonb)`,
 );
 
+/** Concurrent single writes committed as one group (usage-write-groups.ts), prepared once per connection. */
+const RECORD_USAGE_GROUP = prepared(
+  'record_usage_group',
+  `SELECT ordinal, recorded, ${RECORDED_COLUMNS} FROM record_usage_group($1::jsonb)`,
+);
+
 const metadataParam = (write: Pick<UsageWrite, 'metadata'>) => (write.metadata === null ? null : JSON.stringify(write.metadata));
 
 /** The writers' last seven parameters: the tokens, and the catalog's lookup hints. */
@@ -209,6 +221,15 @@ export class UsageRepository {
   /** Many records in one transaction and one round trip; each answered on its own line. */
   recordBatch(budgetId: string, writes: UsageWrite[]): Promise<BatchRow[]> {
     return this.dataSource.query(RECORD_USAGE_BATCH, [budgetId, JSON.stringify(writes)]);
+  }
+
+  /**
+   * Single writes to any budgets committed together (`record_usage_group`): one transaction, one
+   * INSERT, one round trip. Each line says whether its write was recorded now, replayed (its key
+   * recorded the same body before), or neither (the caller writes it again alone).
+   */
+  recordGroup(writes: (UsageWrite & { id: string })[]): Promise<GroupRow[]> {
+    return this.dataSource.query(RECORD_USAGE_GROUP, [JSON.stringify(writes)]);
   }
 
   /**
