@@ -49,8 +49,8 @@ export interface AppConfig {
   /** How often the ledger's partitions are created ahead and retention applied; 0 runs it only at start-up. */
   ledgerMaintenanceIntervalMs: number;
   /**
-   * Most single usage writes of one budget committed together in one transaction (group commit,
-   * docs/performance.md); 1 commits each write on its own.
+   * Most single usage writes committed together in one transaction, whatever their budgets
+   * (group commit, docs/performance.md); 1 commits each write on its own.
    */
   usageGroupMax: number;
   /** Alert delivery (SPEC §13, README "Alert delivery"). */

@@ -8,8 +8,7 @@ import { APP_CONFIG, type AppConfig } from '../config/configuration';
 import {
   NOTIFICATION_ATTEMPT_FINISHED, NOTIFICATION_QUEUE_SAMPLED, type NotificationAttemptFinished, type NotificationQueueSample,
 } from '../notification/notification.events';
-import { BUDGET_ALERT_TRIGGERED } from '../usage/usage.events';
-import { USAGE_WRITE_GROUP_COMMITTED, type UsageWriteGroupCommitted } from '../usage/usage-write-groups';
+import { BUDGET_ALERT_TRIGGERED, USAGE_WRITE_GROUP_COMMITTED, type UsageWriteGroupCommitted } from '../usage/usage.events';
 
 /** The route label of a request that matched no route (a 404): raw URLs would explode the label set. */
 export const UNMATCHED_ROUTE = 'unmatched';

@@ -2,16 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { APP_CONFIG, type AppConfig } from '../config/configuration';
-import type { FiredAlert } from './usage.events';
-import { UsageEvents } from './usage.events';
+import { UsageEvents, USAGE_WRITE_GROUP_COMMITTED, type FiredAlert, type UsageWriteGroupCommitted } from './usage.events';
 import { UsageRepository, type GroupRow, type RecordedUsageRow, type UsageWrite } from './usage.repository';
-
-/** Emitted once per group committed, for the metrics (size 1: a write that found a free slot). */
-export const USAGE_WRITE_GROUP_COMMITTED = 'usage.write-group.committed';
-
-export interface UsageWriteGroupCommitted {
-  size: number;
-}
 
 /**
  * Groups in flight at once on one instance. One would serialise every write of the instance behind

@@ -4,6 +4,13 @@ import { EventEmitter2 } from '@nestjs/event-emitter';
 /** The in-process event emitted for every alert history row a usage write inserts. */
 export const BUDGET_ALERT_TRIGGERED = 'budget.alert.triggered';
 
+/** Emitted once per group of single usage writes committed (usage-write-groups.ts), for the metrics; size 1: a write alone. */
+export const USAGE_WRITE_GROUP_COMMITTED = 'usage.write-group.committed';
+
+export interface UsageWriteGroupCommitted {
+  size: number;
+}
+
 /** An alert history row inserted by a usage write (money and percents as PostgreSQL wrote them). */
 export interface FiredAlert {
   id: string;
