@@ -60,7 +60,7 @@ export const MIGRATIONS = [
  *   stay there for the next client. README "Behind PgBouncer".
  * In both modes every advisory lock is transaction-scoped (`pg_advisory_xact_lock`) and nothing
  * LISTENs (test/session-state.spec.ts). Queries use unnamed statements, except the hot path's
- * three in `session` mode, which run as named prepared statements (prepared-statements.ts);
+ * four in `session` mode, which run as named prepared statements (prepared-statements.ts);
  * in `transaction` mode those run unnamed too, since PgBouncer 1.18 cannot route prepared ones.
  */
 export type DatabasePoolMode = 'session' | 'transaction';
