@@ -191,11 +191,11 @@ it('SIGTERM under load: in-flight requests finish (no reset), then the pool clos
     );
     const waiting = async () =>
       Number((await sql.query(`SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name = 'relaycore-budget'`)).rows[0].n);
-    // Usage writes to one budget commit in groups (src/usage/usage-write-groups.ts): the first
-    // waits for the lock in PostgreSQL, the other 19 wait behind it in the service, to commit
-    // together once it has.
-    for (let i = 0; i < 400 && (await waiting()) < 1; i++) await sleep(50);
-    expect(await waiting()).toBe(1);
+    // Usage writes commit in groups (src/usage/usage-write-groups.ts): the first two take the
+    // instance's two group slots and wait for the lock in PostgreSQL, the other 18 queue behind
+    // them in the service, to commit as one group once a slot frees.
+    for (let i = 0; i < 400 && (await waiting()) < 2; i++) await sleep(50);
+    expect(await waiting()).toBe(2);
     await sleep(500);
 
     signalledAt = performance.now();

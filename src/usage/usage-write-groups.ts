@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
+import { DomainError } from '../common/errors/domain-error';
 import { APP_CONFIG, type AppConfig } from '../config/configuration';
 import { UsageEvents, USAGE_WRITE_GROUP_COMMITTED, type FiredAlert, type UsageWriteGroupCommitted } from './usage.events';
 import { UsageRepository, type GroupRow, type RecordedUsageRow, type UsageWrite } from './usage.repository';
@@ -16,7 +17,14 @@ interface Pending {
   write: UsageWrite;
   resolve(row: RecordedUsageRow): void;
   reject(error: unknown): void;
+  /** Answers 503 if the write is still queued when its wait for a slot runs out. */
+  timer: NodeJS.Timeout;
 }
+
+/** A write that waited for a slot as long as a request waits for a pooled connection: never sent, safe to retry. */
+const QUEUE_TIMEOUT = new DomainError(
+  503, 'DATABASE_UNAVAILABLE', 'The database is unreachable or every connection is busy; retry shortly.', undefined, { 'Retry-After': '5' },
+);
 
 /**
  * An error PostgreSQL answered for the group's statement, which its transaction rolled back, and
@@ -59,6 +67,11 @@ export class UsageWriteGroups {
   private inFlight = 0;
   private readonly enabled: boolean;
   private readonly maxSize: number;
+  /**
+   * How long a write may wait in the queue for a slot: DATABASE_CONNECT_TIMEOUT_MS, what a request
+   * waited for a pooled connection before writes were grouped; then 503, as it was.
+   */
+  private readonly queueTimeoutMs: number;
 
   constructor(
     private readonly usage: UsageRepository,
@@ -68,13 +81,25 @@ export class UsageWriteGroups {
   ) {
     this.enabled = config.usageGroupMax > 1;
     this.maxSize = config.usageGroupMax;
+    this.queueTimeoutMs = config.connectionTimeoutMs;
   }
 
   /** Records one usage, alone when a slot is free, else in a group with the writes that queue meanwhile. */
   record(write: UsageWrite): Promise<RecordedUsageRow> {
     if (!this.enabled) return this.usage.record(write);
     return new Promise<RecordedUsageRow>((resolve, reject) => {
-      this.queue.push({ write, resolve, reject });
+      const pending: Pending = {
+        write,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          const at = this.queue.indexOf(pending);
+          if (at < 0) return;
+          this.queue.splice(at, 1);
+          reject(QUEUE_TIMEOUT);
+        }, this.queueTimeoutMs),
+      };
+      this.queue.push(pending);
       this.pump();
     });
   }
@@ -95,18 +120,21 @@ export class UsageWriteGroups {
   private take(): Pending[] {
     const group: Pending[] = [];
     const keys = new Set<string>();
-    const rest: Pending[] = [];
-    for (const pending of this.queue) {
+    const skipped: Pending[] = [];
+    let next = 0;
+    for (; next < this.queue.length && group.length < this.maxSize; next++) {
+      const pending = this.queue[next];
       const { budgetId, idempotencyKey } = pending.write;
       const key = idempotencyKey === null ? null : `${budgetId} ${idempotencyKey}`;
-      if (group.length >= this.maxSize || (key !== null && keys.has(key))) {
-        rest.push(pending);
+      if (key !== null && keys.has(key)) {
+        skipped.push(pending);
         continue;
       }
       if (key !== null) keys.add(key);
+      clearTimeout(pending.timer);
       group.push(pending);
     }
-    this.queue = rest;
+    this.queue = [...skipped, ...this.queue.slice(next)];
     return group;
   }
 
