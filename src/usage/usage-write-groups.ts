@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
-import { DomainError } from '../common/errors/domain-error';
+import { databaseUnavailable } from '../common/errors/postgres-errors';
 import { APP_CONFIG, type AppConfig } from '../config/configuration';
 import { UsageEvents, USAGE_WRITE_GROUP_COMMITTED, type FiredAlert, type UsageWriteGroupCommitted } from './usage.events';
 import { UsageRepository, type GroupRow, type RecordedUsageRow, type UsageWrite } from './usage.repository';
@@ -21,10 +21,6 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
-/** A write that waited for a slot as long as a request waits for a pooled connection: never sent, safe to retry. */
-const QUEUE_TIMEOUT = new DomainError(
-  503, 'DATABASE_UNAVAILABLE', 'The database is unreachable or every connection is busy; retry shortly.', undefined, { 'Retry-After': '5' },
-);
 
 /**
  * An error PostgreSQL answered for the group's statement, which its transaction rolled back, and
@@ -96,7 +92,8 @@ export class UsageWriteGroups {
           const at = this.queue.indexOf(pending);
           if (at < 0) return;
           this.queue.splice(at, 1);
-          reject(QUEUE_TIMEOUT);
+          // Waited as long as a request waits for a pooled connection: never sent, safe to retry.
+          reject(databaseUnavailable());
         }, this.queueTimeoutMs),
       };
       this.queue.push(pending);

@@ -33,6 +33,13 @@ export function isConnectionError(error: unknown): boolean {
   return CONNECTION_MESSAGES.some((m) => message.includes(m));
 }
 
+/** 503 DATABASE_UNAVAILABLE: PostgreSQL unreachable, or no connection (or group slot) free in time. */
+export function databaseUnavailable(): DomainError {
+  return new DomainError(503, 'DATABASE_UNAVAILABLE', 'The database is unreachable or every connection is busy; retry shortly.', undefined, {
+    'Retry-After': '5',
+  });
+}
+
 const CONSTRAINT_FIELDS: Record<string, string> = {
   budget_end_after_start: 'endDate',
   budget_thresholds_ordered: 'criticalThreshold',
@@ -48,11 +55,7 @@ export function mapPostgresError(error: unknown): DomainError | undefined {
   const err = error as PgErrorLike;
   // Before the code check: the driver's own connection errors ("timeout exceeded when trying to
   // connect", "Connection terminated unexpectedly") carry no code at all.
-  if (isConnectionError(err)) {
-    return new DomainError(503, 'DATABASE_UNAVAILABLE', 'The database is unreachable or every connection is busy; retry shortly.', undefined, {
-      'Retry-After': '5',
-    });
-  }
+  if (isConnectionError(err)) return databaseUnavailable();
   const code = err?.code;
   if (!code) return undefined;
   // Raised on purpose by our SQL functions and triggers: RB<status>, message = stable code.
