@@ -4,7 +4,6 @@ import { APP_GUARD } from '@nestjs/core';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { ScheduleModule } from '@nestjs/schedule';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { LoggerModule } from 'nestjs-pino';
 import { DataSource } from 'typeorm';
 import { ApiKeyGuard } from './auth/api-key.guard';
 import { AuthModule } from './auth/auth.module';
@@ -18,7 +17,6 @@ import { dataSourceOptions } from './database/data-source.options';
 import { installPreparedStatements } from './database/prepared-statements';
 import { HealthModule } from './health/health.module';
 import { NotificationModule } from './notification/notification.module';
-import { loggerParams } from './observability/logging';
 import { ObservabilityModule } from './observability/observability.module';
 import { PricingModule } from './pricing/pricing.module';
 import { ReportingModule } from './reporting/reporting.module';
@@ -34,7 +32,6 @@ export class AppModule {
       module: AppModule,
       global: true,
       imports: [
-        LoggerModule.forRoot(loggerParams(config)),
         ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, load: [() => ({ app: config })] }),
         TypeOrmModule.forRootAsync({
           useFactory: () => ({

@@ -4,7 +4,6 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
 import helmet, { type HelmetOptions } from 'helmet';
-import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import type { AppConfig } from './config/configuration';
 import { ProblemDetailsDto } from './common/errors/api-problems.decorator';
@@ -12,6 +11,7 @@ import { DomainError, validationFailed, type FieldError } from './common/errors/
 import { ProblemDetailsFilter, sendProblem } from './common/errors/problem.filter';
 import { RequestLoad } from './common/request-load';
 import { flattenValidationErrors, VALIDATOR_OPTIONS } from './common/validation';
+import { createRootLogger, logRequests, PinoNestLogger } from './observability/logging';
 import { MetricsService } from './observability/metrics.service';
 import { ShutdownState } from './observability/shutdown-state';
 import { REQUEST_ID_HEADER, requestIdFor } from './observability/request-id';
@@ -141,8 +141,10 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
     // Start-up lines wait for pino, so every line of the service is JSON (logging.ts).
     bufferLogs: true,
   });
-  app.useLogger(app.get(Logger));
+  const logger = createRootLogger(config);
+  app.useLogger(new PinoNestLogger(logger));
   app.flushLogs();
+  logRequests(app.getHttpAdapter().getInstance(), logger);
   configureApp(app);
   return app;
 }

@@ -5,7 +5,7 @@ import { toProblem } from './problem';
 export const PROBLEM_JSON = 'application/problem+json';
 
 export function sendProblem(reply: FastifyReply, request: FastifyRequest, error: unknown): void {
-  const { body, headers } = toProblem(error, request.url);
+  const { body, headers } = toProblem(error, request.url, request.id);
   for (const [name, value] of Object.entries(headers)) reply.header(name, value);
   reply.status(body.status).type(PROBLEM_JSON).send(body);
 }

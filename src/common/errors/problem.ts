@@ -82,11 +82,15 @@ function toDomainError(error: unknown): DomainError {
   return new DomainError(500, 'INTERNAL_ERROR', 'An unexpected error occurred; it has been logged.');
 }
 
-/** Turns anything thrown while serving a request into problem+json. Never leaks internals. */
-export function toProblem(error: unknown, instance: string): Problem {
+/**
+ * Turns anything thrown while serving a request into problem+json. Never leaks internals; an
+ * unexpected error is logged with the request's id, which its request line carries too.
+ */
+export function toProblem(error: unknown, instance: string, requestId?: string): Problem {
   const domain = toDomainError(error);
   if (domain.status >= 500 && domain.code === 'INTERNAL_ERROR') {
-    logger.error(`Unhandled error on ${instance}: ${(error as Error)?.stack ?? String(error)}`);
+    const request = requestId === undefined ? '' : ` (request ${requestId})`;
+    logger.error(`Unhandled error on ${instance}${request}: ${(error as Error)?.stack ?? String(error)}`);
   }
   const body: ProblemDetails = {
     type: `urn:relaycore:problem:${kebab(domain.code)}`,
