@@ -11,6 +11,7 @@ import { DomainError, validationFailed, type FieldError } from './common/errors/
 import { ProblemDetailsFilter, sendProblem } from './common/errors/problem.filter';
 import { RequestLoad } from './common/request-load';
 import { flattenValidationErrors, VALIDATOR_OPTIONS } from './common/validation';
+import { countBusinessMetrics } from './observability/business-metrics';
 import { createRootLogger, logRequests, PinoNestLogger } from './observability/logging';
 import { MetricsService } from './observability/metrics.service';
 import { ShutdownState } from './observability/shutdown-state';
@@ -188,6 +189,8 @@ export function configureApp(app: NestFastifyApplication): void {
   fastify.addHook('onResponse', async (request, reply) => {
     metrics.observeRequest(request.method, request.routeOptions?.url, reply.statusCode, reply.elapsedTime / 1000);
   });
+  // Checks by outcome and usage by currency, from the answers of those routes.
+  countBusinessMetrics(fastify, metrics);
   // Security headers on every answer (routes, 404s, problems). helmet's middleware is built once
   // here: @fastify/helmet built it again for every request, parsing the CSP each time (about 2 %
   // of the service's CPU on the hot routes, docs/performance.md).

@@ -79,6 +79,11 @@ describe('GET /metrics', () => {
       ],
     });
     expect(batch.status).toBe(200);
+    // An integration write counts once; its replay and a refused write count nothing.
+    const integration = { teamId: 'team-ops', amount: 2, currency: 'USD', requestId: 'm-int' };
+    expect((await t.request('POST', '/api/v1/integration/usage', integration)).status).toBe(201);
+    expect((await t.request('POST', '/api/v1/integration/usage', integration)).status).toBe(200);
+    expect((await t.request('POST', `/api/v1/budgets/${id}/usage`, { amount: 7, currency: 'EUR' }, { 'idempotency-key': 'm-eur' })).status).toBe(422);
     const blocked = await t.request('POST', `/api/v1/budgets/${id}/check-constraints`, { estimatedCost: 1000 });
     expect(blocked.body.canProceed).toBe(false);
     expect((await t.request('GET', '/no/such/route')).status).toBe(404);
@@ -95,8 +100,9 @@ describe('GET /metrics', () => {
     expect([...metrics.keys()].some((k) => k.includes(id))).toBe(false);
     expect(get('budget_checks_total{outcome="allowed",rule="allowed"}')).toBe(1);
     expect(get('budget_checks_total{outcome="blocked",rule="hard-limit"}')).toBe(1);
-    expect(get('budget_usage_records_total')).toBe(3);
-    expect(get('budget_usage_amount_total{currency="USD"}')).toBe(60);
+    expect(get('budget_usage_records_total')).toBe(4);
+    expect(get('budget_usage_amount_total{currency="USD"}')).toBe(62);
+    expect(get('budget_usage_amount_total{currency="EUR"}')).toBeUndefined();
     expect(get('budget_alerts_fired_total')).toBeGreaterThanOrEqual(1);
     for (const gauge of ['db_pool_connections_in_use', 'db_pool_connections_idle', 'db_pool_requests_waiting', 'db_pool_connections_max']) {
       expect(get(gauge)).toBeGreaterThanOrEqual(0);

@@ -1,12 +1,10 @@
 import { Global, Module } from '@nestjs/common';
-import { APP_INTERCEPTOR } from '@nestjs/core';
 import { MetricsController } from './metrics.controller';
-import { MetricsInterceptor } from './metrics.interceptor';
 import { MetricsService } from './metrics.service';
 import { ShutdownState } from './shutdown-state';
 import { TransientRetryInstaller } from './transient-retry.installer';
 
-/** Metrics, the deadlock/serialization retry and the shutdown flag. Logging is LoggerModule's (app.module.ts). */
+/** Metrics, the deadlock/serialization retry and the shutdown flag. Logging and the business counters are hooks of createApp and configureApp (app.setup.ts). */
 @Global()
 @Module({
   controllers: [MetricsController],
@@ -14,7 +12,6 @@ import { TransientRetryInstaller } from './transient-retry.installer';
     MetricsService,
     TransientRetryInstaller,
     ShutdownState,
-    { provide: APP_INTERCEPTOR, useClass: MetricsInterceptor },
   ],
   exports: [MetricsService, ShutdownState],
 })
