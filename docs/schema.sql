@@ -413,6 +413,8 @@ CREATE INDEX budget_definitions_parent_idx ON public.budget_definitions USING bt
 
 CREATE INDEX budget_definitions_scope_idx ON public.budget_definitions USING btree (scope_type, scope_id) WHERE (deleted_at IS NULL);
 
+CREATE INDEX budget_integration_requests_recorded_idx ON public.budget_integration_requests USING btree (recorded_at);
+
 CREATE INDEX budget_reservation_holds_budget_idx ON public.budget_reservation_holds USING btree (budget_id, expires_at) INCLUDE (amount);
 
 CREATE INDEX budget_reservations_closed_idx ON public.budget_reservations USING btree (closed_at) WHERE (state <> 'held'::text);
@@ -733,6 +735,27 @@ AS $function$
                 OR ARRAY(SELECT jsonb_array_elements_text(p_filter->'tags')) <@ coalesce(p_tags, '{}'));
       END
       $function$;
+
+CREATE OR REPLACE FUNCTION public.budget_integration_requests_purge(p_at timestamp with time zone, p_months integer, p_limit integer)
+ RETURNS integer
+ LANGUAGE sql
+AS $function$
+        WITH doomed AS (
+          SELECT q.request_id
+          FROM budget_integration_requests q
+          WHERE q.recorded_at < (date_trunc('month', p_at AT TIME ZONE 'UTC') - make_interval(months => p_months)) AT TIME ZONE 'UTC'
+            AND NOT EXISTS (SELECT 1 FROM budget_usage_records u WHERE u.id = ANY (q.usage_ids))
+          ORDER BY q.recorded_at
+          LIMIT p_limit
+        ), deleted AS (
+          DELETE FROM budget_integration_requests q USING doomed d
+          WHERE q.request_id = d.request_id
+          RETURNING 1
+        )
+        SELECT count(*)::integer FROM deleted
+      $function$;
+
+COMMENT ON FUNCTION public.budget_integration_requests_purge(p_at timestamp with time zone, p_months integer, p_limit integer) IS 'Removes up to p_limit gateway request ids whose ledger rows retention removed and that were recorded more than p_months months ago (the replay horizon); returns how many.';
 
 CREATE OR REPLACE FUNCTION public.budget_period_window(p_start timestamp with time zone, p_end timestamp with time zone, p_period text, p_custom_days integer, p_recurring boolean, p_timezone text, p_at timestamp with time zone, OUT period_start timestamp with time zone, OUT period_end timestamp with time zone, OUT active boolean)
  RETURNS record
@@ -1894,6 +1917,11 @@ AS $function$
   u.cached_input_tokens, u.price_id, '[]'::jsonb
           FROM budget_usage_records u WHERE u.id = ANY (earlier.usage_ids)
           ORDER BY array_position(earlier.usage_ids, u.id);
+          IF NOT FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'RB409', MESSAGE = 'USAGE_RECORD_EXPIRED',
+              DETAIL = format('The request id "%s" recorded usage at %s; retention has since removed that month, and the usage is not recorded again.',
+                              p_request_id, earlier.recorded_at);
+          END IF;
           RETURN;
         END IF;
 

@@ -317,4 +317,37 @@ describe('Retention (USAGE_RETENTION_MONTHS = 2) while 32 clients write', () => 
     const [left] = await t.sql(`SELECT count(*)::int AS n FROM budget_usage_keys`);
     expect(left.n).toBe(keysOfKept[0].n);
   });
+
+  it('gateway request ids of dropped rows: a replay answers 409 USAGE_RECORD_EXPIRED, then the id goes past the horizon; ids of kept rows stay', async () => {
+    // An integration usage in a month retention drops (it waits in the default partition until the
+    // next run creates that month, which the same run then drops), and one of this month.
+    const old = { teamId: 'ret-team', amount: 5, currency: 'USD', requestId: 'ret-int-old', occurredAt: midMonth(-8).toISOString() };
+    const kept = { teamId: 'ret-team', amount: 5, currency: 'USD', requestId: 'ret-int-kept' };
+    for (const body of [old, kept]) expect((await t.request('POST', `${API}/integration/usage`, body)).status).toBe(201);
+    const ids = async () =>
+      (await t.sql(`SELECT request_id FROM budget_integration_requests WHERE request_id LIKE 'ret-int-%' ORDER BY 1`)).map(
+        (row: { request_id: string }) => row.request_id,
+      );
+
+    const first = await maintenance.maintain();
+    expect(first.integrationRequestsPurged).toBe(0); // its row is gone, but it was recorded just now
+    const [gone] = await t.sql(`SELECT count(*)::int AS n FROM budget_usage_records WHERE request_id = 'ret-int-old'`);
+    expect(gone.n).toBe(0);
+    expect(await ids()).toEqual(['ret-int-kept', 'ret-int-old']);
+    // Within the horizon its replay is refused, as on the budget route, and records nothing.
+    const early = await t.request('POST', `${API}/integration/usage`, old);
+    expectProblem(early, 409);
+    expect(early.body.code).toBe('USAGE_RECORD_EXPIRED');
+    expect(early.body.detail).toContain('ret-int-old');
+    const [still] = await t.sql(`SELECT count(*)::int AS n FROM budget_usage_records WHERE request_id = 'ret-int-old'`);
+    expect(still.n).toBe(0);
+
+    await t.sql(`UPDATE budget_integration_requests SET recorded_at = now() - interval '1 year' WHERE request_id LIKE 'ret-int-%'`);
+    expect((await maintenance.maintain()).integrationRequestsPurged).toBe(1);
+    expect(await ids()).toEqual(['ret-int-kept']);
+    // A kept id still replays; past the horizon a purged id is free again, as an idempotency key
+    // is: a retry of a request that old records it anew.
+    expect((await t.request('POST', `${API}/integration/usage`, kept)).status).toBe(200);
+    expect((await t.request('POST', `${API}/integration/usage`, old)).status).toBe(201);
+  });
 });

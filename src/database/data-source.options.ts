@@ -19,6 +19,7 @@ import { PartitionedLedger1764310000000 } from '../../migrations/1764310000000-P
 import { BatchAnswerLookups1764311000000 } from '../../migrations/1764311000000-BatchAnswerLookups';
 import { FilterAcceptsPlanned1764312000000 } from '../../migrations/1764312000000-FilterAcceptsPlanned';
 import { UsageWriteGroups1764313000000 } from '../../migrations/1764313000000-UsageWriteGroups';
+import { IntegrationRequestRetention1764314000000 } from '../../migrations/1764314000000-IntegrationRequestRetention';
 
 /**
  * Migrations are listed as classes so ts-jest, ts-node and dist/ all find them. There are no
@@ -45,6 +46,7 @@ export const MIGRATIONS = [
   BatchAnswerLookups1764311000000,
   FilterAcceptsPlanned1764312000000,
   UsageWriteGroups1764313000000,
+  IntegrationRequestRetention1764314000000,
 ];
 
 /**

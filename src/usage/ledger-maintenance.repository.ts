@@ -38,4 +38,13 @@ export class LedgerMaintenanceRepository {
     ]);
     return row.purged;
   }
+
+  /** Removes up to `limit` gateway request ids of removed rows past the replay horizon; returns how many. */
+  async purgeIntegrationRequests(at: Date, months: number, limit: number): Promise<number> {
+    const [row] = await this.dataSource.query(
+      `SELECT budget_integration_requests_purge($1::timestamptz, $2::integer, $3::integer) AS purged`,
+      [at.toISOString(), months, limit],
+    );
+    return row.purged;
+  }
 }

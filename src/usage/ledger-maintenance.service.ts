@@ -16,7 +16,7 @@ const DROP_ATTEMPTS = 5;
 const DROP_RETRY_DELAY_MS = 500;
 const LOCK_NOT_AVAILABLE = '55P03';
 
-/** Keys deleted per statement, so no purge holds many row locks or runs long. */
+/** Keys (and gateway request ids) deleted per statement, so no purge holds many row locks or runs long. */
 const KEY_PURGE_BATCH = 10_000;
 
 /** What one maintenance run did. */
@@ -24,6 +24,8 @@ export interface MaintenanceOutcome {
   created: string[];
   dropped: string[];
   keysPurged: number;
+  /** Gateway request ids (integration usage) whose rows retention removed, past the same horizon. */
+  integrationRequestsPurged: number;
 }
 
 /**
@@ -31,7 +33,7 @@ export interface MaintenanceOutcome {
  * LEDGER_MAINTENANCE_INTERVAL_MS, the month partitions up to PARTITION_MONTHS_AHEAD ahead are
  * created (a usage of a month without one lands in the default partition meanwhile, and moves out
  * when its month is created); with USAGE_RETENTION_MONTHS set, expired months are dropped and
- * their idempotency keys purged past the replay horizon. `maintain()` is the same step for tests
+ * their idempotency keys and gateway request ids purged past the replay horizon. `maintain()` is the same step for tests
  * and operators. Instances serialise on a transaction-level advisory lock inside each SQL function.
  */
 @Injectable()
@@ -57,15 +59,22 @@ export class LedgerMaintenanceService implements OnApplicationBootstrap {
   async maintain(at: Date = this.clock.now()): Promise<MaintenanceOutcome> {
     const created = await this.ledger.ensurePartitions(at, PARTITION_MONTHS_AHEAD);
     const months = this.config.usageRetentionMonths;
-    if (months === undefined) return { created, dropped: [], keysPurged: 0 };
+    if (months === undefined) return { created, dropped: [], keysPurged: 0, integrationRequestsPurged: 0 };
     const dropped = await this.dropExpired(at, months);
-    let keysPurged = 0;
+    const keysPurged = await this.inBatches(() => this.ledger.purgeKeys(at, months, KEY_PURGE_BATCH));
+    const integrationRequestsPurged = await this.inBatches(() => this.ledger.purgeIntegrationRequests(at, months, KEY_PURGE_BATCH));
+    return { created, dropped, keysPurged, integrationRequestsPurged };
+  }
+
+  /** Runs a purge of KEY_PURGE_BATCH rows a statement until one deletes fewer; returns the total. */
+  private async inBatches(purge: () => Promise<number>): Promise<number> {
+    let total = 0;
     let purged: number;
     do {
-      purged = await this.ledger.purgeKeys(at, months, KEY_PURGE_BATCH);
-      keysPurged += purged;
+      purged = await purge();
+      total += purged;
     } while (purged === KEY_PURGE_BATCH);
-    return { created, dropped, keysPurged };
+    return total;
   }
 
   private async dropExpired(at: Date, months: number): Promise<string[]> {
@@ -84,10 +93,10 @@ export class LedgerMaintenanceService implements OnApplicationBootstrap {
     this.running = true;
     try {
       const outcome = await this.maintain();
-      if (outcome.created.length || outcome.dropped.length || outcome.keysPurged) {
+      if (outcome.created.length || outcome.dropped.length || outcome.keysPurged || outcome.integrationRequestsPurged) {
         this.logger.log(
           `Ledger partitions created: ${outcome.created.join(', ') || 'none'}; dropped: ${outcome.dropped.join(', ') || 'none'}; ` +
-            `idempotency keys purged: ${outcome.keysPurged}`,
+            `idempotency keys purged: ${outcome.keysPurged}; gateway request ids purged: ${outcome.integrationRequestsPurged}`,
         );
       }
     } catch (error) {
