@@ -21,7 +21,6 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
-
 /**
  * An error PostgreSQL answered for the group's statement, which its transaction rolled back, and
  * which may belong to one record rather than the group: the rules our functions raise (RB<status>),

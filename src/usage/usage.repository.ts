@@ -178,7 +178,7 @@ const RECORD_USAGE = prepared(
                      $16, $17::text[], $18, $19::integer, $20::integer, $21::integer, $22, $23, $24)`,
 );
 
-/** A batch, and a group of single writes (usage-write-groups.ts), prepared once per connection. */
+/** A batch of records for one budget, prepared once per connection. */
 const RECORD_USAGE_BATCH = prepared(
   'record_usage_batch',
   `SELECT ordinal, status, error_code AS "errorCode", error_detail AS "errorDetail", ${RECORDED_COLUMNS}
