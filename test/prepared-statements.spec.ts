@@ -15,8 +15,9 @@ function preparedNames(t: TestApp): string[] {
 }
 
 async function exercise(t: TestApp) {
+  const projectId = `prepared-${Math.random()}`;
   const budget = await t.request('POST', '/api/v1/budgets', {
-    name: 'Prepared', scopeType: 'project', scopeId: `prepared-${Math.random()}`, amount: 100, currency: 'USD',
+    name: 'Prepared', scopeType: 'project', scopeId: projectId, amount: 100, currency: 'USD',
     period: 'monthly', startDate: '2025-01-01T00:00:00Z',
   });
   expect(budget.status).toBe(201);
@@ -29,7 +30,14 @@ async function exercise(t: TestApp) {
   }
   const replay = await t.request('POST', `/api/v1/budgets/${id}/usage`, { amount: 10, currency: 'USD' }, { 'idempotency-key': 'k0' });
   const refused = await t.request('POST', `/api/v1/budgets/${id}/usage`, { amount: 10, currency: 'EUR' });
-  return { answers, replay: [replay.status, replay.headers['idempotent-replayed']], refused: [refused.status, refused.body.code, refused.headers['content-type']] };
+  // A check by scope reads the general context (check_context); one by id, budget_check_context_of.
+  const byScope = await t.request('POST', '/api/v1/integration/check-constraints', { projectId, estimatedCost: 10, currency: 'USD' });
+  return {
+    answers,
+    replay: [replay.status, replay.headers['idempotent-replayed']],
+    refused: [refused.status, refused.body.code, refused.headers['content-type']],
+    byScope: [byScope.status, byScope.body.canProceed, byScope.body.results?.[0]?.currentAmount],
+  };
 }
 
 const expected = {
@@ -40,6 +48,7 @@ const expected = {
   ],
   replay: [200, 'true'],
   refused: [422, 'CURRENCY_MISMATCH', 'application/problem+json; charset=utf-8'],
+  byScope: [200, true, 30],
 };
 
 describe('Prepared statements on the hot path', () => {
@@ -48,7 +57,7 @@ describe('Prepared statements on the hot path', () => {
     const t = await createTestApp({ config: { databasePoolMode: 'session' } });
     try {
       expect(await exercise(t)).toEqual(expected);
-      expect(preparedNames(t)).toEqual(expect.arrayContaining(['check_context', 'record_usage']));
+      expect(preparedNames(t)).toEqual(expect.arrayContaining(['check_context', 'check_context_of', 'record_usage']));
     } finally {
       await t.close();
     }

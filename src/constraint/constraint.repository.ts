@@ -77,6 +77,15 @@ const contextParams = (budgetIds: string[], scopes: Scope[], at: Date, traits: R
 /** Every check's one statement, prepared once per connection. */
 const CHECK_CONTEXT = prepared('check_context', `SELECT ${CONTEXT_COLUMNS} FROM ${CONTEXT_CALL}`);
 
+/**
+ * The same rows for a check of one budget id (no scopes), from budget_check_context_of: one inlined
+ * statement while the chain's cache rows are fresh (migration CheckContextOfBudget).
+ */
+const CHECK_CONTEXT_OF = prepared(
+  'check_context_of',
+  `SELECT ${CONTEXT_COLUMNS} FROM budget_check_context_of($1::uuid, $2::timestamptz, $3, $4::text[], $5)`,
+);
+
 /** Estimated tokens of a check, priced at the catalog's version for the request's model. */
 export interface EstimatedTokens {
   provider?: string;
@@ -94,6 +103,9 @@ export class ConstraintRepository {
    * ancestors, most specific first; `traits` null lists every budget of the scopes (no filters).
    */
   checkContext(budgetIds: string[], scopes: Scope[], at: Date, traits: RequestTraits | null): Promise<CheckContextRow[]> {
+    if (budgetIds.length === 1 && scopes.length === 0) {
+      return this.dataSource.query(CHECK_CONTEXT_OF, [budgetIds[0], at.toISOString(), traits?.modelId ?? null, traits?.tags ?? null, traits !== null]);
+    }
     return this.dataSource.query(CHECK_CONTEXT, contextParams(budgetIds, scopes, at, traits));
   }
 

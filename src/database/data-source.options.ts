@@ -20,6 +20,7 @@ import { BatchAnswerLookups1764311000000 } from '../../migrations/1764311000000-
 import { FilterAcceptsPlanned1764312000000 } from '../../migrations/1764312000000-FilterAcceptsPlanned';
 import { UsageWriteGroups1764313000000 } from '../../migrations/1764313000000-UsageWriteGroups';
 import { IntegrationRequestRetention1764314000000 } from '../../migrations/1764314000000-IntegrationRequestRetention';
+import { CheckContextOfBudget1764315000000 } from '../../migrations/1764315000000-CheckContextOfBudget';
 
 /**
  * Migrations are listed as classes so ts-jest, ts-node and dist/ all find them. There are no
@@ -47,6 +48,7 @@ export const MIGRATIONS = [
   FilterAcceptsPlanned1764312000000,
   UsageWriteGroups1764313000000,
   IntegrationRequestRetention1764314000000,
+  CheckContextOfBudget1764315000000,
 ];
 
 /**
