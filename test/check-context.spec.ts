@@ -2,9 +2,10 @@ import { Client } from 'pg';
 import { createTestDatabase } from './setup/test-database';
 
 /**
- * `budget_check_context_of` (migration CheckContextOfBudget) answers a check of one budget id with
- * exactly the rows of `budget_check_context` for that id: read by one statement while every cache
- * row of the chain is fresh, and from budget_check_context itself otherwise. Each case runs both
+ * `budget_check_context_of` (migration CheckContextOfBudget) answers a check of one budget id, and
+ * `budget_check_context_of_scopes` (CheckContextOfScopes) a check by scopes, with exactly the rows
+ * of `budget_check_context` for the same arguments: read by one statement while every cache row of
+ * the chains is fresh, and from budget_check_context itself otherwise. Each case runs both
  * functions on the same state: inside one transaction, the new function first, then a rollback to
  * a savepoint, then the general one, so a refresh either of them makes (a stale row, a rolled-over
  * window) is made from the same starting point and stamped with the same now().
@@ -15,7 +16,7 @@ const ALERTS = [
   { id: 'a80', threshold: 80, type: 'actual', actions: ['notify', 'restrict-models'], notificationChannels: [] },
 ];
 
-describe('budget_check_context_of: the one-budget check context', () => {
+describe('budget_check_context_of and _of_scopes: the check context in one statement', () => {
   let client: Client;
   const ids: Record<string, string> = {};
 
@@ -38,16 +39,40 @@ describe('budget_check_context_of: the one-budget check context', () => {
     }
   };
 
-  /** Whether the statement read the chain itself (true) or handed over to budget_check_context. */
-  const tookFastPath = async (budgetId: string, at: string) => {
+  /** budget_check_context_of_scopes and budget_check_context on the same scopes, from the same state. */
+  const bothByScopes = async (scopes: [string, string][], at: string, modelId: string | null = 'gpt-4o', tags: string[] | null = null, applyFilters = true) => {
+    const types = scopes.map(([type]) => type);
+    const scopeIds = scopes.map(([, id]) => id);
+    await client.query('BEGIN');
+    try {
+      await client.query('SAVEPOINT before');
+      const fast = await client.query(
+        `SELECT * FROM budget_check_context_of_scopes($1::text[], $2::text[], $3::timestamptz, $4, $5::text[], $6)`,
+        [types, scopeIds, at, modelId, tags, applyFilters],
+      );
+      await client.query('ROLLBACK TO SAVEPOINT before');
+      const general = await client.query(
+        `SELECT * FROM budget_check_context('{}', $1::text[], $2::text[], $3::timestamptz, $4, $5::text[], $6)`,
+        [types, scopeIds, at, modelId, tags, applyFilters],
+      );
+      return { fast: fast.rows, general: general.rows };
+    } finally {
+      await client.query('ROLLBACK');
+    }
+  };
+
+  /** Whether the statement read the chains itself (true) or handed over to budget_check_context. */
+  const tookFastPath = async (budgetId: string | [string, string][], at: string) => {
+    const call = typeof budgetId === 'string'
+      ? { sql: `budget_check_context_of($1::uuid, $2::timestamptz, 'gpt-4o', NULL, true)`, params: [budgetId, at] }
+      : {
+          sql: `budget_check_context_of_scopes($1::text[], $3::text[], $2::timestamptz, 'gpt-4o', NULL, true)`,
+          params: [budgetId.map(([type]) => type), at, budgetId.map(([, id]) => id)],
+        };
     // Rolled back: a refresh the general function makes must not change the state the next case reads.
     await client.query('BEGIN');
     const plan = await client
-      .query(
-        `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, FORMAT JSON)
-         SELECT * FROM budget_check_context_of($1::uuid, $2::timestamptz, 'gpt-4o', NULL, true)`,
-        [budgetId, at],
-      )
+      .query(`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, FORMAT JSON) SELECT * FROM ${call.sql}`, call.params)
       .finally(() => client.query('ROLLBACK'));
     const text = JSON.stringify(plan.rows[0]['QUERY PLAN']);
     const general = /"Function Name":"budget_check_context"[^}]*?"Actual Loops":(\d+)/.exec(text);
@@ -155,6 +180,54 @@ describe('budget_check_context_of: the one-budget check context', () => {
     }
     const before = await both(ids.single, new Date(Date.now() - 20 * 86_400_000).toISOString());
     expect(before.fast.map((row) => row.active)).toEqual([false]);
+  });
+
+  describe('by scopes', () => {
+    const tree: [string, string][] = [['user', 'user'], ['team', 'team'], ['organization', 'org']];
+
+    it.each([
+      ['one chain named at every level', tree, 3],
+      ['two trees, the leaf named twice', [['user', 'user'], ['project', 'single'], ['user', 'user']], 4],
+      ['a middle budget, and a tagged budget an untagged request does not reach', [['team', 'team'], ['project', 'tagged']], 2],
+      ['scopes that name no budget, and a deleted one', [['user', 'nobody'], ['project', 'gone']], 0],
+      ['no scopes', [], 0],
+    ] as [string, [string, string][], number][])('fresh cache rows: %s, the same rows', async (_name, scopes, members) => {
+      const { fast, general } = await bothByScopes(scopes, now());
+      expect(fast).toHaveLength(members);
+      expect(fast).toEqual(general);
+      if (members) expect(await tookFastPath(scopes, now())).toBe(true);
+    });
+
+    it('filters: a refusing budget is not counted (nor its chain), unless filters are off', async () => {
+      const scopes: [string, string][] = [['project', 'claude-only'], ['project', 'tagged']];
+      for (const [modelId, tags, applyFilters] of [
+        ['gpt-4o', null, true], ['claude-3-opus', ['prod'], true], ['gpt-4o', ['dev'], true], ['gpt-4o', null, false],
+      ] as [string, string[] | null, boolean][]) {
+        const { fast, general } = await bothByScopes(scopes, now(), modelId, tags, applyFilters);
+        expect(fast).toEqual(general);
+      }
+      const refused = await bothByScopes(scopes, now());
+      expect(refused.fast.map((row) => row.name)).toEqual([]);
+      const both = await bothByScopes(scopes, now(), 'claude-3-opus', ['prod']);
+      expect(both.fast.map((row) => [row.name, row.is_seed])).toEqual(
+        [['claude-only', true], ['team', false], ['tagged', true], ['org', false]].sort((a, b) =>
+          both.general.findIndex((row) => row.name === a[0]) - both.general.findIndex((row) => row.name === b[0])),
+      );
+    });
+
+    it('a stale row or another window: handed over to budget_check_context', async () => {
+      await client.query(`UPDATE budget_status_cache SET updated_at = now() - interval '6 minutes' WHERE budget_id = $1`, [ids.org]);
+      expect(await tookFastPath(tree, now())).toBe(false);
+      const stale = await bothByScopes(tree, now());
+      expect(stale.fast).toEqual(stale.general);
+      await client.query(`SELECT * FROM budget_check_context_of_scopes($1::text[], $2::text[], now(), 'gpt-4o', NULL, true)`,
+        [tree.map(([type]) => type), tree.map(([, id]) => id)]);
+      expect(await tookFastPath(tree, now())).toBe(true);
+      const later = new Date(Date.now() + 40 * 86_400_000).toISOString();
+      expect(await tookFastPath(tree, later)).toBe(false);
+      const rolled = await bothByScopes(tree, later);
+      expect(rolled.fast).toEqual(rolled.general);
+    });
   });
 
   it('is inlined into the statement that calls it (planned once per connection when prepared)', async () => {

@@ -30,7 +30,7 @@ async function exercise(t: TestApp) {
   }
   const replay = await t.request('POST', `/api/v1/budgets/${id}/usage`, { amount: 10, currency: 'USD' }, { 'idempotency-key': 'k0' });
   const refused = await t.request('POST', `/api/v1/budgets/${id}/usage`, { amount: 10, currency: 'EUR' });
-  // A check by scope reads the general context (check_context); one by id, budget_check_context_of.
+  // A check by scope reads budget_check_context_of_scopes; one by id, budget_check_context_of.
   const byScope = await t.request('POST', '/api/v1/integration/check-constraints', { projectId, estimatedCost: 10, currency: 'USD' });
   return {
     answers,
@@ -57,7 +57,7 @@ describe('Prepared statements on the hot path', () => {
     const t = await createTestApp({ config: { databasePoolMode: 'session' } });
     try {
       expect(await exercise(t)).toEqual(expected);
-      expect(preparedNames(t)).toEqual(expect.arrayContaining(['check_context', 'check_context_of', 'record_usage']));
+      expect(preparedNames(t)).toEqual(expect.arrayContaining(['check_context_of', 'check_context_of_scopes', 'record_usage']));
     } finally {
       await t.close();
     }

@@ -78,12 +78,17 @@ const contextParams = (budgetIds: string[], scopes: Scope[], at: Date, traits: R
 const CHECK_CONTEXT = prepared('check_context', `SELECT ${CONTEXT_COLUMNS} FROM ${CONTEXT_CALL}`);
 
 /**
- * The same rows for a check of one budget id (no scopes), from budget_check_context_of: one inlined
- * statement while the chain's cache rows are fresh (migration CheckContextOfBudget).
+ * The same rows for a check of one budget id (no scopes), from budget_check_context_of, and for a
+ * check by scopes (no ids), from budget_check_context_of_scopes: one inlined statement while the
+ * cache rows are fresh (migrations CheckContextOfBudget, CheckContextOfScopes).
  */
 const CHECK_CONTEXT_OF = prepared(
   'check_context_of',
   `SELECT ${CONTEXT_COLUMNS} FROM budget_check_context_of($1::uuid, $2::timestamptz, $3, $4::text[], $5)`,
+);
+const CHECK_CONTEXT_OF_SCOPES = prepared(
+  'check_context_of_scopes',
+  `SELECT ${CONTEXT_COLUMNS} FROM budget_check_context_of_scopes($1::text[], $2::text[], $3::timestamptz, $4, $5::text[], $6)`,
 );
 
 /** Estimated tokens of a check, priced at the catalog's version for the request's model. */
@@ -103,10 +108,14 @@ export class ConstraintRepository {
    * ancestors, most specific first; `traits` null lists every budget of the scopes (no filters).
    */
   checkContext(budgetIds: string[], scopes: Scope[], at: Date, traits: RequestTraits | null): Promise<CheckContextRow[]> {
+    const [ids, types, scopeIds, instant, modelId, tags, applyFilters] = contextParams(budgetIds, scopes, at, traits);
     if (budgetIds.length === 1 && scopes.length === 0) {
-      return this.dataSource.query(CHECK_CONTEXT_OF, [budgetIds[0], at.toISOString(), traits?.modelId ?? null, traits?.tags ?? null, traits !== null]);
+      return this.dataSource.query(CHECK_CONTEXT_OF, [budgetIds[0], instant, modelId, tags, applyFilters]);
     }
-    return this.dataSource.query(CHECK_CONTEXT, contextParams(budgetIds, scopes, at, traits));
+    if (budgetIds.length === 0) {
+      return this.dataSource.query(CHECK_CONTEXT_OF_SCOPES, [types, scopeIds, instant, modelId, tags, applyFilters]);
+    }
+    return this.dataSource.query(CHECK_CONTEXT, [ids, types, scopeIds, instant, modelId, tags, applyFilters]);
   }
 
   /**

@@ -21,6 +21,7 @@ import { FilterAcceptsPlanned1764312000000 } from '../../migrations/176431200000
 import { UsageWriteGroups1764313000000 } from '../../migrations/1764313000000-UsageWriteGroups';
 import { IntegrationRequestRetention1764314000000 } from '../../migrations/1764314000000-IntegrationRequestRetention';
 import { CheckContextOfBudget1764315000000 } from '../../migrations/1764315000000-CheckContextOfBudget';
+import { CheckContextOfScopes1764316000000 } from '../../migrations/1764316000000-CheckContextOfScopes';
 
 /**
  * Migrations are listed as classes so ts-jest, ts-node and dist/ all find them. There are no
@@ -49,6 +50,7 @@ export const MIGRATIONS = [
   UsageWriteGroups1764313000000,
   IntegrationRequestRetention1764314000000,
   CheckContextOfBudget1764315000000,
+  CheckContextOfScopes1764316000000,
 ];
 
 /**
