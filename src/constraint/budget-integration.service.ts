@@ -112,7 +112,7 @@ export class BudgetIntegrationService {
   async getSummary(request: IntegrationScopesDto): Promise<IntegrationSummaryDto> {
     const dto = await validateInput(IntegrationScopesDto, request);
     // Every budget of the scopes, whatever its filter: this is a view, not a decision on a request.
-    const rows = await this.contexts.checkContext([], scopesOf(dto), this.clock.now(), null);
+    const rows = await this.contexts.scopeStatuses(scopesOf(dto), this.clock.now());
     return {
       budgets: rows.map((row) => ({
         budgetId: row.budgetId,

@@ -26,11 +26,15 @@ export interface CheckContextRow {
   active: boolean;
   currentAmount: string;
   reservedAmount: string;
+  alertRules: BudgetAlertConfig[];
+  modelPolicy: ModelPolicy | null;
+}
+
+/** A check context row with what a status shows besides (the integration summary). */
+export interface ScopeStatusRow extends CheckContextRow {
   usageCount: string;
   updatedAt: Date;
   activeAlerts: ActiveAlertJson[];
-  alertRules: BudgetAlertConfig[];
-  modelPolicy: ModelPolicy | null;
 }
 
 export interface AlertHistoryRow {
@@ -57,14 +61,21 @@ const ALERT_COLUMNS = `h.id, h.budget_id AS "budgetId", h.alert_id AS "alertId",
   h.notification_channels AS "notificationChannels", h.usage_record_id AS "usageRecordId",
   h.acknowledged_at AS "acknowledgedAt", h.acknowledged_by AS "acknowledgedBy", h.note`;
 
-/** The columns of budget_check_context, as CheckContextRow names them. */
+/**
+ * The columns of budget_check_context a decision reads, as CheckContextRow names them. The others
+ * (usage count, last update, the window's triggered alerts) are left unselected, so PostgreSQL
+ * does not compute them in the inlined statements (the alert history's jsonb per member).
+ */
 const CONTEXT_COLUMNS = `
   budget_id AS "budgetId", name, scope_type AS "scopeType", scope_id AS "scopeId", parent_id AS "parentId",
   is_seed AS "isSeed", matches, amount::text AS amount, currency, warning_threshold::text AS "warningThreshold",
   critical_threshold::text AS "criticalThreshold", enforcement, period_start AS "periodStart",
   period_end AS "periodEnd", active, current_amount::text AS "currentAmount",
-  reserved_amount::text AS "reservedAmount", usage_count::text AS "usageCount", updated_at AS "updatedAt",
-  active_alerts AS "activeAlerts", alert_rules AS "alertRules", model_policy AS "modelPolicy"`;
+  reserved_amount::text AS "reservedAmount", alert_rules AS "alertRules", model_policy AS "modelPolicy"`;
+
+/** Every column, as ScopeStatusRow names them. */
+const STATUS_COLUMNS = `${CONTEXT_COLUMNS}, usage_count::text AS "usageCount", updated_at AS "updatedAt",
+  active_alerts AS "activeAlerts"`;
 
 /** budget_check_context with its seven parameters ($1–$7, contextParams). */
 const CONTEXT_CALL = `budget_check_context($1::uuid[], $2::text[], $3::text[], $4::timestamptz, $5, $6::text[], $7)`;
@@ -105,7 +116,7 @@ export class ConstraintRepository {
 
   /**
    * The budgets named (by id or by scope) that match the request's traits, and all their
-   * ancestors, most specific first; `traits` null lists every budget of the scopes (no filters).
+   * ancestors, most specific first; `traits` null takes every budget of the scopes (no filters).
    */
   checkContext(budgetIds: string[], scopes: Scope[], at: Date, traits: RequestTraits | null): Promise<CheckContextRow[]> {
     const [ids, types, scopeIds, instant, modelId, tags, applyFilters] = contextParams(budgetIds, scopes, at, traits);
@@ -116,6 +127,14 @@ export class ConstraintRepository {
       return this.dataSource.query(CHECK_CONTEXT_OF_SCOPES, [types, scopeIds, instant, modelId, tags, applyFilters]);
     }
     return this.dataSource.query(CHECK_CONTEXT, [ids, types, scopeIds, instant, modelId, tags, applyFilters]);
+  }
+
+  /** Every budget of the scopes and their ancestors, whatever their filters, with their status figures. */
+  scopeStatuses(scopes: Scope[], at: Date): Promise<ScopeStatusRow[]> {
+    return this.dataSource.query(
+      `SELECT ${STATUS_COLUMNS} FROM budget_check_context_of_scopes($1::text[], $2::text[], $3::timestamptz, NULL, NULL, false)`,
+      [scopes.map((s) => s.type), scopes.map((s) => s.id), at.toISOString()],
+    );
   }
 
   /**
