@@ -45,7 +45,9 @@ export function toMoneyString(value: unknown): string {
 /** Money on the way out: a JSON number rounded to 10 decimals, from NUMERIC text. */
 export function toMoneyNumber(value: string | number | Decimal | null | undefined): number {
   if (value === null || value === undefined) return 0;
-  return new Decimal(value).toDecimalPlaces(MONEY_SCALE).toNumber();
+  const amount = value instanceof Decimal ? value : new Decimal(value);
+  // Money read from NUMERIC(24,10) columns has at most MONEY_SCALE places: nothing to round.
+  return (amount.decimalPlaces() <= MONEY_SCALE ? amount : amount.toDecimalPlaces(MONEY_SCALE)).toNumber();
 }
 
 /** Validates a money field: number or decimal string, > 0 (or ≥ 0), ≤ 1e13, ≤ 10 decimals. */

@@ -159,14 +159,16 @@ export function decideBudget(
     description: `Wait until the window resets at ${resetsAt}.`,
     resetsAt,
   };
-  const spendLine = `${money(current, context.currency)} spent and ${money(reserved, context.currency)} held of ${money(limit, context.currency)}; remaining ${money(remaining, context.currency)}; it resets at ${resetsAt}`;
+  // Only the refusals below quote it: built when one of them answers.
+  const spendLine = () =>
+    `${money(current, context.currency)} spent and ${money(reserved, context.currency)} held of ${money(limit, context.currency)}; remaining ${money(remaining, context.currency)}; it resets at ${resetsAt}`;
 
   if (actions.has('block-all')) {
     return {
       ...base,
       canProceed: false,
       rule: 'block-all',
-      reason: `${describeBudget(context)} has reached its ${thresholdFor('block-all')}% alert, which blocks all spending (${spendLine}).`,
+      reason: `${describeBudget(context)} has reached its ${thresholdFor('block-all')}% alert, which blocks all spending (${spendLine()}).`,
       suggestedActions: [wait, { type: 'request-approval', description: 'Ask a budget owner to raise the limit or lift the block.' }],
     };
   }
@@ -176,7 +178,7 @@ export function decideBudget(
       canProceed: false,
       requiresApproval: true,
       rule: 'require-approval',
-      reason: `${describeBudget(context)} has reached its ${thresholdFor('require-approval')}% alert: further spending needs approval (${spendLine}).`,
+      reason: `${describeBudget(context)} has reached its ${thresholdFor('require-approval')}% alert: further spending needs approval (${spendLine()}).`,
       suggestedActions: [{ type: 'request-approval', description: 'Request approval from a budget owner for this call.' }, wait],
     };
   }
@@ -188,7 +190,7 @@ export function decideBudget(
       suggestedModel: replacement,
       reason:
         `${describeBudget(context)} has reached its ${thresholdFor('restrict-models')}% alert, which restricts model ${modelId}` +
-        (replacement ? `; use ${replacement} instead${agreedNote(replacement)}` : '') + ` (${spendLine}).`,
+        (replacement ? `; use ${replacement} instead${agreedNote(replacement)}` : '') + ` (${spendLine()}).`,
       suggestedActions: [
         ...(replacement
           ? [{ type: 'use-another-model' as const, description: `Retry with ${replacement}.`, model: replacement }]
