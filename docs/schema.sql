@@ -2093,6 +2093,134 @@ AS $function$
       END
       $function$;
 
+CREATE OR REPLACE FUNCTION public.record_integration_usage_group(p_records jsonb)
+ RETURNS TABLE(ordinal integer, recorded boolean, replayed boolean, id uuid, budget_id uuid, amount numeric, currency text, source text, description text, model_id text, user_id text, team_id text, project_id text, customer_id text, tags text[], request_id text, reservation_id uuid, metadata jsonb, occurred_at timestamp with time zone, recorded_at timestamp with time zone, matched_budget_ids uuid[], provider text, input_tokens integer, output_tokens integer, cached_input_tokens integer, price_id uuid, fired_alerts jsonb)
+ LANGUAGE plpgsql
+AS $function$
+      #variable_conflict use_column
+      DECLARE
+        new_ids uuid[];
+        holds   uuid[];
+        matched_all uuid[];
+        fired   jsonb;
+      BEGIN
+        WITH raw AS MATERIALIZED (
+          SELECT (e.ord - 1)::integer AS ordinal, (e.item->>'id')::uuid AS id,
+                 ARRAY(SELECT jsonb_array_elements_text(e.item->'scopeTypes')) AS scope_types,
+                 ARRAY(SELECT jsonb_array_elements_text(e.item->'scopeIds')) AS scope_ids,
+                 e.item->>'currency' AS currency, e.item->>'modelId' AS model_id,
+                 CASE WHEN jsonb_typeof(e.item->'tags') = 'array'
+                      THEN ARRAY(SELECT jsonb_array_elements_text(e.item->'tags')) END AS tags,
+                 e.item->>'requestId' AS request_id, e.item->>'requestHash' AS request_hash,
+                 (e.item->>'reservationId')::uuid AS reservation_id,
+                 coalesce((e.item->>'occurredAt')::timestamptz, now()) AS occurred_at,
+                 (e.item->>'amount')::numeric AS amount, coalesce(e.item->>'source', 'relaycore') AS source,
+                 e.item->>'description' AS description, e.item->>'userId' AS user_id, e.item->>'teamId' AS team_id,
+                 e.item->>'projectId' AS project_id, e.item->>'customerId' AS customer_id,
+                 nullif(e.item->'metadata', 'null'::jsonb) AS metadata,
+                 row_number() OVER (PARTITION BY e.item->>'requestId' ORDER BY e.ord) AS nth,
+                 e.item->>'provider' AS provider, (e.item->>'inputTokens')::integer AS input_tokens,
+                 (e.item->>'outputTokens')::integer AS output_tokens,
+                 (e.item->>'cachedInputTokens')::integer AS cached_input_tokens,
+                 CASE WHEN e.item->>'amount' IS NULL AND e.item->>'inputTokens' IS NOT NULL
+                      THEN model_price_choose(e.item->>'provider', e.item->>'modelId',
+                                              coalesce((e.item->>'occurredAt')::timestamptz, now()), e.item->>'priceMaker',
+                                              e.item->>'priceAliasProvider', e.item->>'priceAliasModelId') END AS choice
+          FROM jsonb_array_elements(p_records) WITH ORDINALITY e (item, ord)
+        ), resolved AS MATERIALIZED (
+          -- record_integration_usage's resolution, per record: the amount, then the live budgets of
+          -- its scopes active at its instant whose filter accepts it, in the global lock order.
+          SELECT r.*, coalesce(r.amount, model_price_cost(r.choice, r.input_tokens, r.output_tokens, r.cached_input_tokens)) AS amount_used,
+                 m.matched
+          FROM raw r
+          CROSS JOIN LATERAL (
+            SELECT ARRAY(
+              SELECT d.id FROM unnest(r.scope_types, r.scope_ids) s (t, i)
+              JOIN budget_definitions d ON d.scope_type = s.t AND d.scope_id = s.i AND d.deleted_at IS NULL
+              CROSS JOIN LATERAL budget_period_window(d.start_date, d.end_date, d.period, d.custom_period_days,
+                                                      d.recurring, d.timezone, r.occurred_at) w
+              WHERE w.active AND budget_filter_accepts(d.filter, r.model_id, r.tags)) AS seeds) s
+          CROSS JOIN LATERAL (
+            SELECT array_agg(x.id ORDER BY x.root, x.depth DESC, x.id) AS matched
+            FROM (SELECT DISTINCT a.id, a.root, a.depth FROM budget_ancestry(s.seeds) a WHERE a.id = ANY (s.seeds)) x) m
+        ), valid AS MATERIALIZED (
+          -- The records record_integration_usage would write now: a price and a valid amount, one
+          -- currency, a reservation of these budgets (if any). A request id recorded before is
+          -- found by its claim below (a refusal, no budget or a replay goes alone).
+          SELECT r.* FROM resolved r
+          WHERE r.nth = 1 AND r.request_id IS NOT NULL AND r.matched IS NOT NULL
+            AND (r.choice IS NULL OR (r.choice).error_code IS NULL)
+            AND r.amount_used IS NOT NULL AND r.amount_used >= 0 AND r.amount_used <= 10000000000000
+            AND r.amount_used = round(r.amount_used, 10)
+            AND NOT EXISTS (SELECT 1 FROM budget_definitions d
+                            WHERE d.id = ANY (r.matched) AND d.currency::text IS DISTINCT FROM r.currency)
+            AND (r.reservation_id IS NULL OR NOT EXISTS (
+                   SELECT 1 FROM budget_reservations x
+                   WHERE x.id = r.reservation_id AND x.budget_ids IS NOT NULL
+                     AND NOT x.budget_ids && ARRAY(SELECT a.id FROM budget_ancestry(r.matched) a)))
+        ), claimed AS (
+          -- Request ids are claimed before the rows are written, in request id order.
+          INSERT INTO budget_integration_requests AS q (request_id, request_hash, usage_ids)
+          SELECT v.request_id, v.request_hash, ARRAY[v.id] FROM valid v ORDER BY v.request_id
+          ON CONFLICT (request_id) DO NOTHING
+          RETURNING q.request_id
+        ), inserted AS (
+          INSERT INTO budget_usage_records AS u (id, budget_id, amount, currency, source, description, model_id,
+            user_id, team_id, project_id, customer_id, tags, request_id, request_hash, reservation_id, metadata,
+            occurred_at, matched_budget_ids, provider, input_tokens, output_tokens, cached_input_tokens, price_id)
+          SELECT v.id, v.matched[1], v.amount_used, v.currency, v.source, v.description, v.model_id, v.user_id,
+                 v.team_id, v.project_id, v.customer_id, v.tags, v.request_id, v.request_hash, v.reservation_id,
+                 v.metadata, v.occurred_at, v.matched, coalesce((v.choice).provider, v.provider), v.input_tokens,
+                 v.output_tokens, v.cached_input_tokens, (v.choice).price_id
+          FROM valid v
+          WHERE v.request_id IN (SELECT claimed.request_id FROM claimed)
+          RETURNING u.id, u.reservation_id, u.matched_budget_ids
+        )
+        SELECT array_agg(inserted.id),
+               array_agg(DISTINCT inserted.reservation_id) FILTER (WHERE inserted.reservation_id IS NOT NULL),
+               ARRAY(SELECT DISTINCT m FROM inserted i2 CROSS JOIN LATERAL unnest(i2.matched_budget_ids) m)
+          INTO new_ids, holds, matched_all
+        FROM inserted;
+        new_ids := coalesce(new_ids, '{}');
+        -- Settled after the insert, as record_integration_usage does: cache rows first, then reservations.
+        PERFORM close_reservation(h, 'settled') FROM unnest(holds) h;
+
+        -- Alerts this transaction fired on the chains (the trigger ran at the end of the INSERT).
+        SELECT coalesce(jsonb_agg(jsonb_build_object(
+                 'id', h.id, 'budgetId', h.budget_id, 'alertId', h.alert_id, 'threshold', h.threshold::text,
+                 'type', h.alert_type, 'percentUsed', h.percent_used::text, 'amount', h.amount::text,
+                 'actions', h.actions, 'notificationChannels', h.notification_channels,
+                 'periodStart', h.period_start, 'triggeredAt', h.triggered_at) ORDER BY h.threshold, h.budget_id), '[]')
+          INTO fired
+        FROM budget_alert_history h
+        WHERE h.triggered_at = now() AND cardinality(new_ids) > 0
+          AND h.budget_id = ANY (ARRAY(SELECT a.id FROM budget_ancestry(matched_all) a));
+
+        -- One line per record, in order: its new row (one index probe), or nothing; the alerts ride
+        -- on the first line.
+        RETURN QUERY
+        WITH raw AS (
+          SELECT (e.ord - 1)::integer AS ordinal, (e.item->>'id')::uuid AS id,
+                 coalesce((e.item->>'occurredAt')::timestamptz, now()) AS occurred_at
+          FROM jsonb_array_elements(p_records) WITH ORDINALITY e (item, ord)
+        )
+        SELECT i.ordinal, u.id IS NOT NULL, false,
+               u.id, u.budget_id, u.amount, u.currency::text, u.source::text, u.description::text, u.model_id::text,
+               u.user_id::text, u.team_id::text, u.project_id::text, u.customer_id::text, u.tags, u.request_id::text,
+               u.reservation_id, u.metadata, u.occurred_at, u.recorded_at, u.matched_budget_ids, u.provider,
+               u.input_tokens, u.output_tokens, u.cached_input_tokens, u.price_id,
+               CASE WHEN i.ordinal = 0 THEN fired ELSE '[]'::jsonb END
+        FROM raw i
+        LEFT JOIN LATERAL (
+          SELECT u.* FROM budget_usage_records u
+          WHERE i.id = ANY (new_ids) AND u.id = i.id AND u.occurred_at = i.occurred_at
+          LIMIT 1) u ON true
+        ORDER BY i.ordinal;
+      END
+      $function$;
+
+COMMENT ON FUNCTION public.record_integration_usage_group(p_records jsonb) IS 'Integration usage writes (by scopes) in one transaction and one INSERT (group commit): each line says recorded or not (then written again alone by the service).';
+
 CREATE OR REPLACE FUNCTION public.record_usage(p_budget_id uuid, p_amount numeric, p_currency text, p_source text DEFAULT NULL::text, p_description text DEFAULT NULL::text, p_model_id text DEFAULT NULL::text, p_user_id text DEFAULT NULL::text, p_team_id text DEFAULT NULL::text, p_project_id text DEFAULT NULL::text, p_request_id text DEFAULT NULL::text, p_idempotency_key text DEFAULT NULL::text, p_request_hash text DEFAULT NULL::text, p_metadata jsonb DEFAULT NULL::jsonb, p_occurred_at timestamp with time zone DEFAULT NULL::timestamp with time zone, p_reservation_id uuid DEFAULT NULL::uuid, p_customer_id text DEFAULT NULL::text, p_tags text[] DEFAULT NULL::text[], p_provider text DEFAULT NULL::text, p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer, p_cached_input_tokens integer DEFAULT NULL::integer, p_price_maker text DEFAULT NULL::text, p_price_alias_provider text DEFAULT NULL::text, p_price_alias_model_id text DEFAULT NULL::text)
  RETURNS TABLE(replayed boolean, id uuid, budget_id uuid, amount numeric, currency text, source text, description text, model_id text, user_id text, team_id text, project_id text, customer_id text, tags text[], request_id text, idempotency_key text, reservation_id uuid, metadata jsonb, occurred_at timestamp with time zone, recorded_at timestamp with time zone, matched_budget_ids uuid[], provider text, input_tokens integer, output_tokens integer, cached_input_tokens integer, price_id uuid, fired_alerts jsonb)
  LANGUAGE plpgsql

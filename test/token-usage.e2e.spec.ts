@@ -246,6 +246,18 @@ describe('Token-priced usage and checks (SPEC §14)', () => {
     expectProblem(unknown, 422);
     expect(unknown.body).toEqual(expect.objectContaining({ code: 'PRICE_NOT_FOUND', detail: expect.stringContaining('"tok-unknown"') }));
     expect(fieldsOf(unknown)).toEqual(['modelId']);
+    // Sent at once, the writes are committed in groups (IntegrationWriteGroups): each priced as alone.
+    const many = await Promise.all([
+      ...Array.from({ length: 40 }, (_, i) =>
+        t.request('POST', `${API}/integration/usage`, { ...body, requestId: `tok-many-${i}`, inputTokens: 250_000 + i * 1_000_000 })),
+      ...Array.from({ length: 3 }, (_, i) =>
+        t.request('POST', `${API}/integration/usage`, { ...body, requestId: `tok-many-unknown-${i}`, modelId: 'tok-unknown' })),
+    ]);
+    many.slice(0, 40).forEach((r, i) => {
+      expect(r.status).toBe(201);
+      expect(r.body.records[0]).toEqual(expect.objectContaining({ amount: 0.5 + i, provider: 'acme', inputTokens: 250_000 + i * 1_000_000 }));
+    });
+    for (const r of many.slice(40)) expect(r.body).toEqual(expect.objectContaining({ status: 422, code: 'PRICE_NOT_FOUND' }));
   });
 
   describe('checks with estimated tokens', () => {

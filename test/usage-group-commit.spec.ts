@@ -1,5 +1,6 @@
 import { deadlockCount, expectCacheMatchesLedger } from './setup/ledger-checks';
 import { createTestApp, type TestApp } from './setup/test-app';
+import { writeGroupSizes } from './setup/http';
 
 /**
  * Group commit of single usage writes (issue 17, src/usage/usage-write-groups.ts): concurrent
@@ -38,12 +39,7 @@ describe('Usage writes committed in groups', () => {
     return { status: res.status, replayed: res.headers.get('idempotent-replayed'), body: await res.json() };
   };
 
-  /** usage_write_group_size from /metrics: groups committed, and writes in them. */
-  const groups = async () => {
-    const text = await (await fetch(`${t.baseUrl}/metrics`)).text();
-    const read = (name: string) => Number(new RegExp(`^usage_write_group_size_${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
-    return { count: read('count'), sum: read('sum') };
-  };
+  const groups = () => writeGroupSizes(t.baseUrl!);
 
   beforeAll(async () => {
     t = await createTestApp({ listen: true });

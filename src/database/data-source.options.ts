@@ -22,6 +22,7 @@ import { UsageWriteGroups1764313000000 } from '../../migrations/1764313000000-Us
 import { IntegrationRequestRetention1764314000000 } from '../../migrations/1764314000000-IntegrationRequestRetention';
 import { CheckContextOfBudget1764315000000 } from '../../migrations/1764315000000-CheckContextOfBudget';
 import { CheckContextOfScopes1764316000000 } from '../../migrations/1764316000000-CheckContextOfScopes';
+import { IntegrationWriteGroups1764317000000 } from '../../migrations/1764317000000-IntegrationWriteGroups';
 
 /**
  * Migrations are listed as classes so ts-jest, ts-node and dist/ all find them. There are no
@@ -51,6 +52,7 @@ export const MIGRATIONS = [
   IntegrationRequestRetention1764314000000,
   CheckContextOfBudget1764315000000,
   CheckContextOfScopes1764316000000,
+  IntegrationWriteGroups1764317000000,
 ];
 
 /**

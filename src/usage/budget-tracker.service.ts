@@ -21,7 +21,7 @@ import { UsageEvents, type FiredAlert } from './usage.events';
 import { toUsageRecord } from './usage.mapper';
 import { priceHintFields, UsageRepository, type SummaryDimension, type UsageWrite } from './usage.repository';
 import { toUsageWrite } from './usage-write';
-import { UsageWriteGroups } from './usage-write-groups';
+import { IntegrationWriteGroups, UsageWriteGroups } from './usage-write-groups';
 
 export interface RecordUsageOptions {
   /** The Idempotency-Key header; falls back to the request's requestId. */
@@ -57,6 +57,7 @@ export class BudgetTrackerService {
     private readonly clock: Clock,
     private readonly pricing: PriceCatalogService,
     private readonly groups: UsageWriteGroups,
+    private readonly integrationGroups: IntegrationWriteGroups,
     @Inject(CONSTRAINT_CHECKER) private readonly checker: ConstraintChecker,
   ) {}
 
@@ -108,7 +109,7 @@ export class BudgetTrackerService {
     const { budgetId: _none, idempotencyKey: _key, ...write } = await this.withPriceHints(
       toUsageWrite('', request, request.requestId, this.clock.now()),
     );
-    const rows = await this.usage.recordForScopes(scopes, write);
+    const rows = await this.integrationGroups.record(scopes, write);
     for (const row of rows) this.events.announceAll(row.firedAlerts);
     return { replayed: rows.length > 0 && rows.every((row) => row.replayed), records: rows.map(toUsageRecord) };
   }

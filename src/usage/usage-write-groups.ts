@@ -4,18 +4,20 @@ import { EventEmitter2 } from '@nestjs/event-emitter';
 import { databaseUnavailable } from '../common/errors/postgres-errors';
 import { APP_CONFIG, type AppConfig } from '../config/configuration';
 import { UsageEvents, USAGE_WRITE_GROUP_COMMITTED, type FiredAlert, type UsageWriteGroupCommitted } from './usage.events';
-import { UsageRepository, type GroupRow, type RecordedUsageRow, type UsageWrite } from './usage.repository';
+import type { Scope } from '../budget/budget.types';
+import { UsageRepository, type RecordedUsageRow, type UsageWrite } from './usage.repository';
 
 /**
- * Groups in flight at once on one instance. One would serialise every write of the instance behind
+ * Groups in flight at once on one instance, per kind of write (the budget route's, the gateway's).
+ * One would serialise every write of the instance behind
  * the slowest group; a few let a group wait for a busy budget's lock while the next one goes on,
  * and still leave the writes that arrive meanwhile enough time to gather into large groups.
  */
 export const GROUPS_IN_FLIGHT = 2;
 
-interface Pending {
-  write: UsageWrite;
-  resolve(row: RecordedUsageRow): void;
+interface Pending<W, A> {
+  write: W;
+  resolve(answer: A): void;
   reject(error: unknown): void;
   /** Answers 503 if the write is still queued when its wait for a slot runs out. */
   timer: NodeJS.Timeout;
@@ -35,55 +37,46 @@ function recordLevelError(error: unknown): boolean {
   return typeof code === 'string' && /^(RB\d{3}|22...|23...|P0001)$/.test(code);
 }
 
-/**
- * Group commit of single usage writes (`POST /budgets/:id/usage`). A write that finds a free slot
- * (fewer than GROUPS_IN_FLIGHT groups in flight on this instance) goes at once, alone, through
- * `record_usage`: a single client never waits for a batch window. Writes arriving while the slots
- * are taken queue, and each slot that frees takes the oldest of them (up to USAGE_GROUP_MAX) as one
- * group: one `record_usage_group` call, one transaction, one INSERT, one WAL flush, one update of
- * each cache row their chains share, whatever budgets and trees they go to. Each request is
- * answered only after its record committed (acknowledged = committed, as before).
- *
- * What each request gets is what it would get alone:
- * - a new record: 201 with its row; a replay of its key: 200 with the original row;
- * - a record the group did not write (wrong currency, outside the period, filter, reservation, key
- *   reused or expired, price missing, budget deleted): written again alone through `record_usage`,
- *   so its error (or answer) is the single write's own, word for word;
- * - two writes to one budget with the same key never share a group: the second waits for a later
- *   one, where it replays the first (or conflicts with it), as two concurrent writes do.
- *
- * Locks: record_usage_group writes the whole group in one INSERT, whose trigger locks roll-ups and
- * then cache rows in the one global order every writer uses (migration UsageWriteGroups), so groups
- * and all other writers of any instance wait for each other, never in a cycle.
- */
-@Injectable()
-export class UsageWriteGroups {
-  private queue: Pending[] = [];
-  private inFlight = 0;
-  private readonly enabled: boolean;
-  private readonly maxSize: number;
+/** How one kind of write is committed alone and in a group. */
+interface GroupCommitter<W, A> {
+  /** The write alone, answered exactly as it is without groups (its error included). */
+  alone(write: W): Promise<A>;
   /**
-   * How long a write may wait in the queue for a slot: DATABASE_CONNECT_TIMEOUT_MS, what a request
-   * waited for a pooled connection before writes were grouped; then 503, as it was.
+   * The writes in one transaction: per write its answer, or undefined for one the group did not
+   * record (it is written again alone); and the alerts the group's transaction fired.
    */
-  private readonly queueTimeoutMs: number;
+  together(writes: W[]): Promise<{ answers: (A | undefined)[]; alerts: FiredAlert[] }>;
+  /** Writes with the same key never share a group (null: no key). */
+  key(write: W): string | null;
+  /** A grouped write's answer carrying the group's alerts (given to one write of the group). */
+  withAlerts(answer: A, alerts: FiredAlert[]): A;
+}
+
+/**
+ * The scheduling of group commit, for one kind of write (see UsageWriteGroups for what each write
+ * gets). Not a provider: each kind's service holds its own queue and slots.
+ */
+class WriteGroupQueue<W, A> {
+  private queue: Pending<W, A>[] = [];
+  private inFlight = 0;
 
   constructor(
-    private readonly usage: UsageRepository,
+    private readonly committer: GroupCommitter<W, A>,
     private readonly events: EventEmitter2,
     private readonly announcer: UsageEvents,
-    @Inject(APP_CONFIG) config: AppConfig,
-  ) {
-    this.enabled = config.usageGroupMax > 1;
-    this.maxSize = config.usageGroupMax;
-    this.queueTimeoutMs = config.connectionTimeoutMs;
-  }
+    private readonly maxSize: number,
+    /**
+     * How long a write may wait in the queue for a slot: DATABASE_CONNECT_TIMEOUT_MS, what a request
+     * waited for a pooled connection before writes were grouped; then 503, as it was.
+     */
+    private readonly queueTimeoutMs: number,
+  ) {}
 
-  /** Records one usage, alone when a slot is free, else in a group with the writes that queue meanwhile. */
-  record(write: UsageWrite): Promise<RecordedUsageRow> {
-    if (!this.enabled) return this.usage.record(write);
-    return new Promise<RecordedUsageRow>((resolve, reject) => {
-      const pending: Pending = {
+  /** Records one write, alone when a slot is free, else in a group with the writes that queue meanwhile. */
+  record(write: W): Promise<A> {
+    if (this.maxSize <= 1) return this.committer.alone(write);
+    return new Promise<A>((resolve, reject) => {
+      const pending: Pending<W, A> = {
         write,
         resolve,
         reject,
@@ -112,16 +105,15 @@ export class UsageWriteGroups {
     }
   }
 
-  /** The next group: the oldest writes, at most maxSize, no idempotency key twice on one budget. */
-  private take(): Pending[] {
-    const group: Pending[] = [];
+  /** The next group: the oldest writes, at most maxSize, no key twice. */
+  private take(): Pending<W, A>[] {
+    const group: Pending<W, A>[] = [];
     const keys = new Set<string>();
-    const skipped: Pending[] = [];
+    const skipped: Pending<W, A>[] = [];
     let next = 0;
     for (; next < this.queue.length && group.length < this.maxSize; next++) {
       const pending = this.queue[next];
-      const { budgetId, idempotencyKey } = pending.write;
-      const key = idempotencyKey === null ? null : `${budgetId} ${idempotencyKey}`;
+      const key = this.committer.key(pending.write);
       if (key !== null && keys.has(key)) {
         skipped.push(pending);
         continue;
@@ -135,12 +127,12 @@ export class UsageWriteGroups {
   }
 
   /** Commits one group and settles each of its writes; never throws. */
-  private async commit(group: Pending[]): Promise<void> {
+  private async commit(group: Pending<W, A>[]): Promise<void> {
     this.events.emit(USAGE_WRITE_GROUP_COMMITTED, { size: group.length } satisfies UsageWriteGroupCommitted);
     if (group.length === 1) return this.alone(group[0]);
-    let rows: GroupRow[];
+    let outcome: { answers: (A | undefined)[]; alerts: FiredAlert[] };
     try {
-      rows = await this.usage.recordGroup(group.map(({ write }) => ({ ...write, id: randomUUID() })));
+      outcome = await this.committer.together(group.map(({ write }) => write));
     } catch (error) {
       if (!recordLevelError(error)) {
         for (const pending of group) pending.reject(error);
@@ -149,30 +141,120 @@ export class UsageWriteGroups {
       await Promise.all(group.map((pending) => this.alone(pending)));
       return;
     }
-    // The alerts the group's transaction fired ride on its first line: they go with the first
-    // write answered from the group, so each is announced once.
-    let alerts: FiredAlert[] = rows[0]?.firedAlerts ?? [];
-    const refused: Pending[] = [];
-    for (const row of rows) {
-      const pending = group[row.ordinal];
-      if (!row.recorded && !row.replayed) {
+    // The alerts the group's transaction fired go with the first write answered from the group,
+    // so each is announced once.
+    let alerts = outcome.alerts;
+    const refused: Pending<W, A>[] = [];
+    group.forEach((pending, index) => {
+      const answer = outcome.answers[index];
+      if (answer === undefined) {
         refused.push(pending);
-        continue;
+        return;
       }
-      pending.resolve({ ...row, matchedBudgetIds: null, firedAlerts: alerts });
+      pending.resolve(this.committer.withAlerts(answer, alerts));
       alerts = [];
-    }
+    });
     // No write of the group was answered from it: its alerts (if any) are announced here.
     this.announcer.announceAll(alerts);
     await Promise.all(refused.map((pending) => this.alone(pending)));
   }
 
-  /** One write through `record_usage`, settled with its own answer or error. */
-  private async alone(pending: Pending): Promise<void> {
+  /** One write alone, settled with its own answer or error. */
+  private async alone(pending: Pending<W, A>): Promise<void> {
     try {
-      pending.resolve(await this.usage.record(pending.write));
+      pending.resolve(await this.committer.alone(pending.write));
     } catch (error) {
       pending.reject(error);
     }
+  }
+}
+
+/**
+ * Group commit of single usage writes (`POST /budgets/:id/usage`). A write that finds a free slot
+ * (fewer than GROUPS_IN_FLIGHT groups in flight on this instance) goes at once, alone, through
+ * `record_usage`: a single client never waits for a batch window. Writes arriving while the slots
+ * are taken queue, and each slot that frees takes the oldest of them (up to USAGE_GROUP_MAX) as one
+ * group: one `record_usage_group` call, one transaction, one INSERT, one WAL flush, one update of
+ * each cache row their chains share, whatever budgets and trees they go to. Each request is
+ * answered only after its record committed (acknowledged = committed, as before).
+ *
+ * What each request gets is what it would get alone:
+ * - a new record: 201 with its row; a replay of its key: 200 with the original row;
+ * - a record the group did not write (wrong currency, outside the period, filter, reservation, key
+ *   reused or expired, price missing, budget deleted): written again alone through `record_usage`,
+ *   so its error (or answer) is the single write's own, word for word;
+ * - two writes to one budget with the same key never share a group: the second waits for a later
+ *   one, where it replays the first (or conflicts with it), as two concurrent writes do.
+ *
+ * Locks: record_usage_group writes the whole group in one INSERT, whose trigger locks roll-ups and
+ * then cache rows in the one global order every writer uses (migration UsageWriteGroups), so groups
+ * and all other writers of any instance wait for each other, never in a cycle.
+ */
+@Injectable()
+export class UsageWriteGroups {
+  private readonly queue: WriteGroupQueue<UsageWrite, RecordedUsageRow>;
+
+  constructor(usage: UsageRepository, events: EventEmitter2, announcer: UsageEvents, @Inject(APP_CONFIG) config: AppConfig) {
+    const committer: GroupCommitter<UsageWrite, RecordedUsageRow> = {
+      alone: (write) => usage.record(write),
+      together: async (writes) => {
+        const rows = await usage.recordGroup(writes.map((write) => ({ ...write, id: randomUUID() })));
+        const answers: (RecordedUsageRow | undefined)[] = writes.map(() => undefined);
+        for (const row of rows) {
+          if (row.recorded || row.replayed) answers[row.ordinal] = { ...row, matchedBudgetIds: null };
+        }
+        return { answers, alerts: rows[0]?.firedAlerts ?? [] };
+      },
+      key: ({ budgetId, idempotencyKey }) => (idempotencyKey === null ? null : `${budgetId} ${idempotencyKey}`),
+      withAlerts: (row, alerts) => ({ ...row, firedAlerts: alerts }),
+    };
+    this.queue = new WriteGroupQueue(committer, events, announcer, config.usageGroupMax, config.connectionTimeoutMs);
+  }
+
+  /** Records one usage, alone when a slot is free, else in a group with the writes that queue meanwhile. */
+  record(write: UsageWrite): Promise<RecordedUsageRow> {
+    return this.queue.record(write);
+  }
+}
+
+/** A gateway's usage write: the scopes it names and the record (`POST /integration/usage`). */
+export interface ScopedWrite {
+  scopes: Scope[];
+  write: Omit<UsageWrite, 'budgetId' | 'idempotencyKey'>;
+}
+
+/**
+ * Group commit of the gateway's usage writes (`POST /integration/usage`), scheduled as
+ * UsageWriteGroups schedules the budget route's (its own queue and slots): alone through
+ * `record_integration_usage` when a slot is free, else in a group through
+ * `record_integration_usage_group` (migration IntegrationWriteGroups), one transaction and one
+ * INSERT. A write the group did not record (a replay of its request id, a rule refusing it, no
+ * budget matching it) is written again alone, so its answer is the single write's own; two writes
+ * with one request id never share a group.
+ */
+@Injectable()
+export class IntegrationWriteGroups {
+  private readonly queue: WriteGroupQueue<ScopedWrite, RecordedUsageRow[]>;
+
+  constructor(usage: UsageRepository, events: EventEmitter2, announcer: UsageEvents, @Inject(APP_CONFIG) config: AppConfig) {
+    const committer: GroupCommitter<ScopedWrite, RecordedUsageRow[]> = {
+      alone: ({ scopes, write }) => usage.recordForScopes(scopes, write),
+      together: async (writes) => {
+        const rows = await usage.recordScopedGroup(writes.map((scoped) => ({ ...scoped, id: randomUUID() })));
+        const answers: (RecordedUsageRow[] | undefined)[] = writes.map(() => undefined);
+        for (const row of rows) {
+          if (row.recorded) answers[row.ordinal] = [row];
+        }
+        return { answers, alerts: rows[0]?.firedAlerts ?? [] };
+      },
+      key: ({ write }) => write.requestId,
+      withAlerts: ([row, ...rest], alerts) => [{ ...row, firedAlerts: alerts }, ...rest],
+    };
+    this.queue = new WriteGroupQueue(committer, events, announcer, config.usageGroupMax, config.connectionTimeoutMs);
+  }
+
+  /** Records one gateway usage, alone when a slot is free, else in a group with the writes that queue meanwhile. */
+  record(scopes: Scope[], write: ScopedWrite['write']): Promise<RecordedUsageRow[]> {
+    return this.queue.record({ scopes, write });
   }
 }

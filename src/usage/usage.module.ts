@@ -8,7 +8,7 @@ import { LedgerMaintenanceService } from './ledger-maintenance.service';
 import { UsageController } from './usage.controller';
 import { UsageEvents } from './usage.events';
 import { UsageRepository } from './usage.repository';
-import { UsageWriteGroups } from './usage-write-groups';
+import { IntegrationWriteGroups, UsageWriteGroups } from './usage-write-groups';
 
 /**
  * The ledger (and its partition maintenance), the status cache and real-time status. `BudgetTrackerService` needs the
@@ -23,6 +23,7 @@ import { UsageWriteGroups } from './usage-write-groups';
     BudgetStatusService,
     UsageRepository,
     UsageWriteGroups,
+    IntegrationWriteGroups,
     UsageEvents,
     LedgerMaintenanceRepository,
     LedgerMaintenanceService,

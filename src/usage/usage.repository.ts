@@ -191,6 +191,12 @@ const RECORD_USAGE_GROUP = prepared(
   `SELECT ordinal, recorded, ${RECORDED_COLUMNS} FROM record_usage_group($1::jsonb)`,
 );
 
+/** Concurrent gateway writes (by scopes) committed as one group, prepared once per connection. */
+const RECORD_INTEGRATION_USAGE_GROUP = prepared(
+  'record_integration_usage_group',
+  `SELECT ordinal, recorded, ${RECORDED_MATCH_COLUMNS} FROM record_integration_usage_group($1::jsonb)`,
+);
+
 const metadataParam = (write: Pick<UsageWrite, 'metadata'>) => (write.metadata === null ? null : JSON.stringify(write.metadata));
 
 /** The writers' last seven parameters: the tokens, and the catalog's lookup hints. */
@@ -230,6 +236,21 @@ export class UsageRepository {
    */
   recordGroup(writes: (UsageWrite & { id: string })[]): Promise<GroupRow[]> {
     return this.dataSource.query(RECORD_USAGE_GROUP, [JSON.stringify(writes)]);
+  }
+
+  /**
+   * Gateway writes committed together (`record_integration_usage_group`): one transaction, one
+   * INSERT, one round trip. Each line says whether its write was recorded now; one that was not
+   * (a replay, a refusal, no budget) is written again alone by the caller.
+   */
+  recordScopedGroup(writes: { id: string; scopes: Scope[]; write: Omit<UsageWrite, 'budgetId' | 'idempotencyKey'> }[]): Promise<GroupRow[]> {
+    return this.dataSource.query(RECORD_INTEGRATION_USAGE_GROUP, [
+      JSON.stringify(
+        writes.map(({ id, scopes, write }) => ({
+          ...write, id, scopeTypes: scopes.map((s) => s.type), scopeIds: scopes.map((s) => s.id),
+        })),
+      ),
+    ]);
   }
 
   /**

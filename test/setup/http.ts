@@ -23,3 +23,10 @@ export async function postJson(
   }
   return { status: res.status, body: parsed, text };
 }
+
+/** usage_write_group_size from the service's /metrics: groups committed, and writes in them (both write routes). */
+export async function writeGroupSizes(base: string): Promise<{ count: number; sum: number }> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const read = (name: string) => Number(new RegExp(`^usage_write_group_size_${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  return { count: read('count'), sum: read('sum') };
+}
