@@ -11,7 +11,9 @@
  *   T1      usage writes/s into one budget tree (organization → 4 teams → 16 users, written on the
  *           leaves round-robin, so every write also lands on the hot root) at 64 connections,
  *           alternating with the baseline durable write on one hot counter row at 64 connections;
- *           afterwards every tree budget's cached usage_count must equal its subtree's ledger rows
+ *           afterwards every tree budget's cached usage_count must equal its subtree's ledger rows;
+ *           beside it (informative) the same writes through the gateway's POST /integration/usage,
+ *           each naming its leaf's organization, team and user scopes
  *
  * Writes bench/results.json.
  *
@@ -919,11 +921,21 @@ async function main(): Promise<void> {
   );
 
   // T1 (issue 17): 64 clients writing usage into one tree, each request on the next of its 16 user
-  // leaves. Every write takes its leaf's, its team's and the root's cache row (deepest first), so
+  // leaves; and the same writes through the gateway's route (POST /integration/usage), each naming
+  // the organization, team and user scopes of its leaf, informative. Every write takes its leaf's, its team's and the root's cache row (deepest first), so
   // all 64 queue on the root row as on one hot budget, and pay two more row updates on the way.
   // The baseline alternating with it is the durable write at the same 64 connections on its one hot
   // counter row (the same row as baselineWrite).
   let leafTurn = 0;
+  let gatewayTurn = 0;
+  const gatewayTreeBody = () => {
+    const turn = gatewayTurn++;
+    const [t, u] = [Math.floor(turn / 4) % treeTeams.length, turn % 4];
+    return JSON.stringify({
+      requestId: nextKey(), organizationId: `tree-org-${runId}`, teamId: `tree-team-${t}-${runId}`,
+      userId: `tree-user-${t}-${u}-${runId}`, amount: 0.0123, currency: 'USD', modelId: 'gpt-4o', source: 'gateway',
+    });
+  };
   Object.assign(
     m,
     await measureGroup([
@@ -935,6 +947,16 @@ async function main(): Promise<void> {
         spec: {
           method: 'POST', path: '/write', body: '{"amount":"0.0123"}', headers: { 'content-type': 'application/json' },
           vary: (request) => ({ ...request, headers: { ...request.headers, 'idempotency-key': nextKey() } }),
+        },
+      },
+      {
+        key: 'usageTreeGateway',
+        name: `gateway usage (POST /integration/usage) into the same tree, ${TREE_CONNECTIONS} connections`,
+        base,
+        connections: TREE_CONNECTIONS,
+        spec: {
+          method: 'POST', path: '/api/v1/integration/usage', body: '{}',
+          vary: (request) => ({ ...request, body: gatewayTreeBody() }),
         },
       },
       {
@@ -1118,7 +1140,8 @@ async function main(): Promise<void> {
   lines.push(
     `Informative (same hot-row shape on both sides): spread writes ÷ spread baseline = ${ratio(m.usageSpread.reqPerSec, m.baselineWriteSpread.reqPerSec).toFixed(2)}; ` +
       `spread batch records/s ÷ spread single req/s = ${ratio(m.batchSpread.recordsPerSec ?? 0, m.usageSpread.reqPerSec).toFixed(2)}; ` +
-      `tree writes ÷ ${TREE_CONNECTIONS}-client baseline write = ${ratio(m.usageTree.reqPerSec, m.baselineWrite64.reqPerSec).toFixed(2)}`,
+      `tree writes ÷ ${TREE_CONNECTIONS}-client baseline write = ${ratio(m.usageTree.reqPerSec, m.baselineWrite64.reqPerSec).toFixed(2)}; ` +
+      `gateway tree writes (POST /integration/usage) ÷ T1 = ${ratio(m.usageTreeGateway.reqPerSec, m.usageTree.reqPerSec).toFixed(2)}`,
   );
   lines.push(
     `Informative, one client, p50 over the bare route (the database's own share, for reference): baseline read +${fmt2(singleClient.p50OverBareMs.read)} ms, ` +
