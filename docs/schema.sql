@@ -618,6 +618,17 @@ AS $function$
 
 COMMENT ON FUNCTION public.budget_check_context_of(p_budget_id uuid, p_at timestamp with time zone, p_model_id text, p_tags text[], p_apply_filters boolean) IS 'budget_check_context for one budget id: the same rows, read by one inlined statement while every cache row of the chain is fresh, else from budget_check_context.';
 
+CREATE OR REPLACE FUNCTION public.budget_check_context_of_planned(p_budget_id uuid, p_at timestamp with time zone, p_model_id text, p_tags text[], p_apply_filters boolean DEFAULT true)
+ RETURNS TABLE(budget_id uuid, name text, scope_type text, scope_id text, parent_id uuid, is_seed boolean, matches boolean, amount numeric, currency text, warning_threshold numeric, critical_threshold numeric, enforcement text, period_start timestamp with time zone, period_end timestamp with time zone, active boolean, current_amount numeric, reserved_amount numeric, usage_count bigint, updated_at timestamp with time zone, active_alerts jsonb, alert_rules jsonb, model_policy jsonb)
+ LANGUAGE plpgsql
+AS $function$
+      BEGIN
+        RETURN QUERY SELECT * FROM budget_check_context_of(p_budget_id, p_at, p_model_id, p_tags, p_apply_filters);
+      END
+      $function$;
+
+COMMENT ON FUNCTION public.budget_check_context_of_planned(p_budget_id uuid, p_at timestamp with time zone, p_model_id text, p_tags text[], p_apply_filters boolean) IS 'budget_check_context_of with its statement planned once per server session (for unnamed statements behind a transaction pooler).';
+
 CREATE OR REPLACE FUNCTION public.budget_check_context_of_scopes(p_scope_types text[], p_scope_ids text[], p_at timestamp with time zone, p_model_id text, p_tags text[], p_apply_filters boolean DEFAULT true)
  RETURNS TABLE(budget_id uuid, name text, scope_type text, scope_id text, parent_id uuid, is_seed boolean, matches boolean, amount numeric, currency text, warning_threshold numeric, critical_threshold numeric, enforcement text, period_start timestamp with time zone, period_end timestamp with time zone, active boolean, current_amount numeric, reserved_amount numeric, usage_count bigint, updated_at timestamp with time zone, active_alerts jsonb, alert_rules jsonb, model_policy jsonb)
  LANGUAGE sql
@@ -685,6 +696,18 @@ AS $function$
       $function$;
 
 COMMENT ON FUNCTION public.budget_check_context_of_scopes(p_scope_types text[], p_scope_ids text[], p_at timestamp with time zone, p_model_id text, p_tags text[], p_apply_filters boolean) IS 'budget_check_context for scopes and no ids: the same rows, read by one inlined statement while every cache row of the chains is fresh, else from budget_check_context.';
+
+CREATE OR REPLACE FUNCTION public.budget_check_context_of_scopes_planned(p_scope_types text[], p_scope_ids text[], p_at timestamp with time zone, p_model_id text, p_tags text[], p_apply_filters boolean DEFAULT true)
+ RETURNS TABLE(budget_id uuid, name text, scope_type text, scope_id text, parent_id uuid, is_seed boolean, matches boolean, amount numeric, currency text, warning_threshold numeric, critical_threshold numeric, enforcement text, period_start timestamp with time zone, period_end timestamp with time zone, active boolean, current_amount numeric, reserved_amount numeric, usage_count bigint, updated_at timestamp with time zone, active_alerts jsonb, alert_rules jsonb, model_policy jsonb)
+ LANGUAGE plpgsql
+AS $function$
+      BEGIN
+        RETURN QUERY SELECT * FROM budget_check_context_of_scopes(p_scope_types, p_scope_ids, p_at, p_model_id, p_tags,
+                                                                  p_apply_filters);
+      END
+      $function$;
+
+COMMENT ON FUNCTION public.budget_check_context_of_scopes_planned(p_scope_types text[], p_scope_ids text[], p_at timestamp with time zone, p_model_id text, p_tags text[], p_apply_filters boolean) IS 'budget_check_context_of_scopes with its statement planned once per server session (for unnamed statements behind a transaction pooler).';
 
 CREATE OR REPLACE FUNCTION public.budget_definitions_cache_insert()
  RETURNS trigger

@@ -246,6 +246,22 @@ describe('budget_check_context_of and _of_scopes: the check context in one state
     }
   });
 
+  it('the PL/pgSQL wrappers for a transaction pooler (migration CheckContextPlannedOnce) answer the same rows', async () => {
+    const tree: [string, string][] = [['user', 'user'], ['project', 'claude-only'], ['organization', 'org']];
+    for (const [modelId, applyFilters] of [['gpt-4o', true], ['claude-3-opus', true], ['gpt-4o', false]] as [string, boolean][]) {
+      for (const id of [ids.user, ids.claude, ids.single, ids.gone]) {
+        const planned = await client.query(`SELECT * FROM budget_check_context_of_planned($1::uuid, now(), $2, NULL, $3)`, [id, modelId, applyFilters]);
+        const inlined = await client.query(`SELECT * FROM budget_check_context_of($1::uuid, now(), $2, NULL, $3)`, [id, modelId, applyFilters]);
+        expect(planned.rows).toEqual(inlined.rows);
+      }
+      const params = [tree.map(([type]) => type), tree.map(([, id]) => id), modelId, applyFilters];
+      const planned = await client.query(`SELECT * FROM budget_check_context_of_scopes_planned($1::text[], $2::text[], now(), $3, NULL, $4)`, params);
+      const inlined = await client.query(`SELECT * FROM budget_check_context_of_scopes($1::text[], $2::text[], now(), $3, NULL, $4)`, params);
+      expect(planned.rows).toEqual(inlined.rows);
+      expect(planned.rows.length).toBeGreaterThan(0);
+    }
+  });
+
   it('a deleted or unknown budget: no rows', async () => {
     for (const id of [ids.gone, '00000000-0000-4000-8000-000000000000']) {
       const { fast, general } = await both(id, now());

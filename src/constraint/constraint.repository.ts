@@ -102,6 +102,10 @@ const CHECK_CONTEXT_OF_SCOPES = prepared(
   'check_context_of_scopes',
   `SELECT ${CONTEXT_COLUMNS} FROM budget_check_context_of_scopes($1::text[], $2::text[], $3::timestamptz, $4, $5::text[], $6)`,
 );
+/** The same through PL/pgSQL wrappers, for unnamed statements (DATABASE_POOL_MODE=transaction). */
+const CHECK_CONTEXT_OF_PLANNED = `SELECT ${CONTEXT_COLUMNS} FROM budget_check_context_of_planned($1::uuid, $2::timestamptz, $3, $4::text[], $5)`;
+const CHECK_CONTEXT_OF_SCOPES_PLANNED =
+  `SELECT ${CONTEXT_COLUMNS} FROM budget_check_context_of_scopes_planned($1::text[], $2::text[], $3::timestamptz, $4, $5::text[], $6)`;
 
 /** Estimated tokens of a check, priced at the catalog's version for the request's model. */
 export interface EstimatedTokens {
@@ -114,17 +118,19 @@ export interface EstimatedTokens {
 @Injectable()
 export class ConstraintRepository {
   /**
-   * Whether checks read their context through the inlined functions. They pay off when their
-   * statement is planned once per connection (named, DATABASE_POOL_MODE=session: 195 → 140 µs a
-   * round trip for one budget here). Behind a transaction pooler every statement is unnamed and
-   * planned on every call, and planning the inlined statement costs more than it saves (453 µs with
-   * budget_check_context, whose PL/pgSQL keeps its plans in the server session, against 658), so
-   * that mode keeps budget_check_context.
+   * The statements of a check by one id and by scopes. The inlined functions pay off when their
+   * statement is planned once per connection: named, with DATABASE_POOL_MODE=session. Behind a
+   * transaction pooler every statement is unnamed and planned on every call, which would cost more
+   * than inlining saves; there the PL/pgSQL wrappers (migration CheckContextPlannedOnce) keep the
+   * plan in the server session instead.
    */
-  private readonly inlined: boolean;
+  private readonly contextOf: string;
+  private readonly contextOfScopes: string;
 
   constructor(@InjectDataSource() private readonly dataSource: DataSource, @Inject(APP_CONFIG) config: AppConfig) {
-    this.inlined = config.databasePoolMode === 'session';
+    const session = config.databasePoolMode === 'session';
+    this.contextOf = session ? CHECK_CONTEXT_OF : CHECK_CONTEXT_OF_PLANNED;
+    this.contextOfScopes = session ? CHECK_CONTEXT_OF_SCOPES : CHECK_CONTEXT_OF_SCOPES_PLANNED;
   }
 
   /**
@@ -133,11 +139,11 @@ export class ConstraintRepository {
    */
   checkContext(budgetIds: string[], scopes: Scope[], at: Date, traits: RequestTraits | null): Promise<CheckContextRow[]> {
     const [ids, types, scopeIds, instant, modelId, tags, applyFilters] = contextParams(budgetIds, scopes, at, traits);
-    if (this.inlined && budgetIds.length === 1 && scopes.length === 0) {
-      return this.dataSource.query(CHECK_CONTEXT_OF, [budgetIds[0], instant, modelId, tags, applyFilters]);
+    if (budgetIds.length === 1 && scopes.length === 0) {
+      return this.dataSource.query(this.contextOf, [budgetIds[0], instant, modelId, tags, applyFilters]);
     }
-    if (this.inlined && budgetIds.length === 0) {
-      return this.dataSource.query(CHECK_CONTEXT_OF_SCOPES, [types, scopeIds, instant, modelId, tags, applyFilters]);
+    if (budgetIds.length === 0) {
+      return this.dataSource.query(this.contextOfScopes, [types, scopeIds, instant, modelId, tags, applyFilters]);
     }
     return this.dataSource.query(CHECK_CONTEXT, [ids, types, scopeIds, instant, modelId, tags, applyFilters]);
   }

@@ -23,6 +23,7 @@ import { IntegrationRequestRetention1764314000000 } from '../../migrations/17643
 import { CheckContextOfBudget1764315000000 } from '../../migrations/1764315000000-CheckContextOfBudget';
 import { CheckContextOfScopes1764316000000 } from '../../migrations/1764316000000-CheckContextOfScopes';
 import { IntegrationWriteGroups1764317000000 } from '../../migrations/1764317000000-IntegrationWriteGroups';
+import { CheckContextPlannedOnce1764318000000 } from '../../migrations/1764318000000-CheckContextPlannedOnce';
 
 /**
  * Migrations are listed as classes so ts-jest, ts-node and dist/ all find them. There are no
@@ -53,6 +54,7 @@ export const MIGRATIONS = [
   CheckContextOfBudget1764315000000,
   CheckContextOfScopes1764316000000,
   IntegrationWriteGroups1764317000000,
+  CheckContextPlannedOnce1764318000000,
 ];
 
 /**
