@@ -564,7 +564,7 @@ AS $function$
           -- The named budget, live; a filter that refuses the request keeps it alone (answered, not
           -- counted: its ancestors are not reached), as budget_seeds and budget_check_context do.
           SELECT 0 AS hop, d.id, d.parent_id, d.deleted_at,
-                 d.filter IS NULL OR NOT p_apply_filters OR budget_filter_accepts(d.filter, p_model_id, p_tags) AS matches
+                 coalesce(d.filter IS NULL OR NOT p_apply_filters OR budget_filter_accepts(d.filter, p_model_id, p_tags), false) AS matches
           FROM budget_definitions d
           WHERE d.id = p_budget_id AND d.deleted_at IS NULL
           UNION ALL

@@ -151,6 +151,11 @@ describe('budget_check_context_of and _of_scopes: the check context in one state
     const accepted = await both(ids.claude, now(), 'claude-3-opus');
     expect(accepted.fast).toEqual(accepted.general);
     expect(accepted.fast.map((row) => row.name)).toEqual(['claude-only', 'team', 'org']);
+    // Unknown whether to apply filters (a direct SQL caller): a refusal stays a refusal.
+    const unknown = await client.query(`SELECT * FROM budget_check_context_of($1::uuid, now(), 'gpt-4o', NULL, NULL)`, [ids.claude]);
+    const unknownGeneral = await client.query(`SELECT * FROM budget_check_context(ARRAY[$1::uuid], '{}', '{}', now(), 'gpt-4o', NULL, NULL)`, [ids.claude]);
+    expect(unknown.rows).toEqual(unknownGeneral.rows);
+    expect(unknown.rows.map((row) => row.matches)).toEqual([false]);
     const unfiltered = await both(ids.claude, now(), 'gpt-4o', null, false);
     expect(unfiltered.fast).toEqual(unfiltered.general);
     expect(unfiltered.fast).toHaveLength(3);

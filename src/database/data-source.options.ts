@@ -24,6 +24,7 @@ import { CheckContextOfBudget1764315000000 } from '../../migrations/176431500000
 import { CheckContextOfScopes1764316000000 } from '../../migrations/1764316000000-CheckContextOfScopes';
 import { IntegrationWriteGroups1764317000000 } from '../../migrations/1764317000000-IntegrationWriteGroups';
 import { CheckContextPlannedOnce1764318000000 } from '../../migrations/1764318000000-CheckContextPlannedOnce';
+import { CheckContextNullFilters1764319000000 } from '../../migrations/1764319000000-CheckContextNullFilters';
 
 /**
  * Migrations are listed as classes so ts-jest, ts-node and dist/ all find them. There are no
@@ -55,6 +56,7 @@ export const MIGRATIONS = [
   CheckContextOfScopes1764316000000,
   IntegrationWriteGroups1764317000000,
   CheckContextPlannedOnce1764318000000,
+  CheckContextNullFilters1764319000000,
 ];
 
 /**
