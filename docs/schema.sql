@@ -1730,10 +1730,15 @@ AS $function$
       DECLARE
         expired integer;
       BEGIN
-        WITH gone AS (
-          UPDATE budget_reservations SET state = 'expired', closed_at = p_at
-          WHERE state = 'held' AND expires_at <= p_at
-          RETURNING id)
+        WITH doomed AS (
+          SELECT r.id FROM budget_reservations r
+          WHERE r.state = 'held' AND r.expires_at <= p_at
+          ORDER BY r.id
+          FOR UPDATE
+        ), gone AS (
+          UPDATE budget_reservations r SET state = 'expired', closed_at = p_at
+          FROM doomed WHERE r.id = doomed.id
+          RETURNING r.id)
         SELECT count(*) INTO expired FROM gone;
         DELETE FROM budget_reservation_holds WHERE expires_at <= p_at;
         DELETE FROM budget_reservations WHERE state <> 'held' AND closed_at < p_at - interval '1 day';

@@ -25,6 +25,7 @@ import { CheckContextOfScopes1764316000000 } from '../../migrations/176431600000
 import { IntegrationWriteGroups1764317000000 } from '../../migrations/1764317000000-IntegrationWriteGroups';
 import { CheckContextPlannedOnce1764318000000 } from '../../migrations/1764318000000-CheckContextPlannedOnce';
 import { CheckContextNullFilters1764319000000 } from '../../migrations/1764319000000-CheckContextNullFilters';
+import { ReservationExpiryOrder1764320000000 } from '../../migrations/1764320000000-ReservationExpiryOrder';
 
 /**
  * Migrations are listed as classes so ts-jest, ts-node and dist/ all find them. There are no
@@ -57,6 +58,7 @@ export const MIGRATIONS = [
   IntegrationWriteGroups1764317000000,
   CheckContextPlannedOnce1764318000000,
   CheckContextNullFilters1764319000000,
+  ReservationExpiryOrder1764320000000,
 ];
 
 /**
