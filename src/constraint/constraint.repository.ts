@@ -78,16 +78,19 @@ const CONTEXT_COLUMNS = `
 const STATUS_COLUMNS = `${CONTEXT_COLUMNS}, usage_count::text AS "usageCount", updated_at AS "updatedAt",
   active_alerts AS "activeAlerts"`;
 
+/** What a check is about: one budget (and its ancestors), or the budgets of a request's scopes (and theirs). */
+export type CheckTarget = { budgetId: string } | { scopes: Scope[] };
+
 /** budget_check_context with its seven parameters ($1–$7, contextParams). */
 const CONTEXT_CALL = `budget_check_context($1::uuid[], $2::text[], $3::text[], $4::timestamptz, $5, $6::text[], $7)`;
 
-const contextParams = (budgetIds: string[], scopes: Scope[], at: Date, traits: RequestTraits | null) => [
-  budgetIds, scopes.map((s) => s.type), scopes.map((s) => s.id), at.toISOString(), traits?.modelId ?? null,
-  traits?.tags ?? null, traits !== null,
-];
-
-/** Every check's one statement, prepared once per connection. */
-const CHECK_CONTEXT = prepared('check_context', `SELECT ${CONTEXT_COLUMNS} FROM ${CONTEXT_CALL}`);
+const contextParams = (target: CheckTarget, at: Date, traits: RequestTraits) => {
+  const scopes = 'scopes' in target ? target.scopes : [];
+  return [
+    'budgetId' in target ? [target.budgetId] : [], scopes.map((s) => s.type), scopes.map((s) => s.id), at.toISOString(),
+    traits.modelId ?? null, traits.tags ?? null, true,
+  ];
+};
 
 /**
  * The same rows for a check of one budget id (no scopes), from budget_check_context_of, and for a
@@ -134,18 +137,14 @@ export class ConstraintRepository {
   }
 
   /**
-   * The budgets named (by id or by scope) that match the request's traits, and all their
-   * ancestors, most specific first; `traits` null takes every budget of the scopes (no filters).
+   * The budget named by id, or the budgets of the scopes, that match the request's traits, and all
+   * their ancestors, most specific first.
    */
-  checkContext(budgetIds: string[], scopes: Scope[], at: Date, traits: RequestTraits | null): Promise<CheckContextRow[]> {
-    const [ids, types, scopeIds, instant, modelId, tags, applyFilters] = contextParams(budgetIds, scopes, at, traits);
-    if (budgetIds.length === 1 && scopes.length === 0) {
-      return this.dataSource.query(this.contextOf, [budgetIds[0], instant, modelId, tags, applyFilters]);
-    }
-    if (budgetIds.length === 0) {
-      return this.dataSource.query(this.contextOfScopes, [types, scopeIds, instant, modelId, tags, applyFilters]);
-    }
-    return this.dataSource.query(CHECK_CONTEXT, [ids, types, scopeIds, instant, modelId, tags, applyFilters]);
+  checkContext(target: CheckTarget, at: Date, traits: RequestTraits): Promise<CheckContextRow[]> {
+    const [, types, scopeIds, instant, modelId, tags, applyFilters] = contextParams(target, at, traits);
+    return 'budgetId' in target
+      ? this.dataSource.query(this.contextOf, [target.budgetId, instant, modelId, tags, applyFilters])
+      : this.dataSource.query(this.contextOfScopes, [types, scopeIds, instant, modelId, tags, applyFilters]);
   }
 
   /** Every budget of the scopes and their ancestors, whatever their filters, with their status figures. */
@@ -161,8 +160,7 @@ export class ConstraintRepository {
    * model_price_cost, the rule and formula of token-priced usage), in the same round trip.
    */
   async pricedCheckContext(
-    budgetIds: string[],
-    scopes: Scope[],
+    target: CheckTarget,
     at: Date,
     traits: RequestTraits & { modelId: string },
     tokens: EstimatedTokens,
@@ -178,7 +176,7 @@ export class ConstraintRepository {
               choice.output AS "outputPerMTok", choice.cached AS "cachedInputPerMTok", ctx.*
        FROM choice LEFT JOIN LATERAL (SELECT ${CONTEXT_COLUMNS} FROM ${CONTEXT_CALL}) ctx ON true`,
       [
-        ...contextParams(budgetIds, scopes, at, traits), tokens.provider ?? null, tokens.inputTokens, tokens.outputTokens,
+        ...contextParams(target, at, traits), tokens.provider ?? null, tokens.inputTokens, tokens.outputTokens,
         hints.maker, hints.aliasProvider, hints.aliasModelId,
       ],
     );

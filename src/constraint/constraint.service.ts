@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { RequestTraits, Scope } from '../budget/budget.types';
+import type { RequestTraits } from '../budget/budget.types';
 import { Clock } from '../common/clock';
 import { DomainError, notFound, validationFailed } from '../common/errors/domain-error';
 import { Decimal, toMoneyNumber, toMoneyString } from '../common/money';
@@ -9,14 +9,12 @@ import { BudgetStatusService } from '../usage/budget-status.service';
 import type { ConstraintChecker } from '../usage/constraint-checker';
 import { decideTogether, type BudgetCheckContext, type BudgetDecision, type CombinedDecision } from './constraint-decision';
 import { toAlertHistory, toCheckContext, toCheckResponse } from './constraint.mapper';
-import { ConstraintRepository, type CheckContextRow, type EstimatedTokens } from './constraint.repository';
+import { ConstraintRepository, type CheckContextRow, type CheckTarget, type EstimatedTokens } from './constraint.repository';
 import { CheckConstraintsDto } from './dto/check-constraints.dto';
 import { ReservationService } from './reservation.service';
 import type { BudgetConstraintCheckDto } from './dto/constraint-check-response.dto';
 import type { AcknowledgeAlertDto, AlertHistoryDto } from './dto/alert-history.dto';
 
-/** What a check is about: one budget (and its ancestors), or the budgets of a request's scopes (and theirs). */
-export type CheckTarget = { budgetId: string } | { scopes: Scope[] };
 
 /**
  * The budgets a request takes part in: the named ones (by id or scope) active at the request's
@@ -90,16 +88,13 @@ export class ConstraintService implements ConstraintChecker {
    * combines the answers: the request proceeds only if every budget allows it.
    */
   async decide(target: CheckTarget, estimate: CheckEstimate, traits: RequestTraits): Promise<Decided> {
-    const byId = 'budgetId' in target;
-    const budgetIds = byId ? [target.budgetId] : [];
-    const scopes = byId ? [] : target.scopes;
     const at = this.clock.now();
     const { rows, cost } =
       'cost' in estimate
-        ? { rows: await this.constraints.checkContext(budgetIds, scopes, at, traits), cost: estimate.cost }
-        : await this.pricedContext(budgetIds, scopes, at, { ...traits, modelId: traits.modelId! }, estimate.tokens);
+        ? { rows: await this.constraints.checkContext(target, at, traits), cost: estimate.cost }
+        : await this.pricedContext(target, at, { ...traits, modelId: traits.modelId! }, estimate.tokens);
     const contexts = takingPart(rows).map(toCheckContext);
-    if (byId && !contexts.some((context) => context.budgetId === target.budgetId)) throw notFound('budget', target.budgetId);
+    if ('budgetId' in target && !contexts.some((context) => context.budgetId === target.budgetId)) throw notFound('budget', target.budgetId);
     const decided = { contexts, estimate: cost, ...decideTogether(contexts, cost, traits.modelId ?? undefined) };
     if (!('tokens' in estimate) || !decided.combined.suggestedModel) return decided;
     return { ...decided, suggestedModelEstimatedCost: await this.costOnModel(decided.combined.suggestedModel, estimate.tokens, at) };
@@ -111,17 +106,16 @@ export class ConstraintService implements ConstraintChecker {
    * else the catalog's, read in the context's own statement and kept for the next checks.
    */
   private async pricedContext(
-    budgetIds: string[],
-    scopes: Scope[],
+    target: CheckTarget,
     at: Date,
     traits: RequestTraits & { modelId: string },
     tokens: EstimatedTokens,
   ): Promise<{ rows: CheckContextRow[]; cost: Decimal }> {
     const request = { provider: tokens.provider, modelId: traits.modelId, at };
     const cached = this.pricing.cachedCheckCost({ ...request, inputTokens: tokens.inputTokens, outputTokens: tokens.outputTokens });
-    if (cached) return { rows: await this.constraints.checkContext(budgetIds, scopes, at, traits), cost: new Decimal(cached.amount) };
+    if (cached) return { rows: await this.constraints.checkContext(target, at, traits), cost: new Decimal(cached.amount) };
     const hints = await this.pricing.lookupHints(traits.modelId, tokens.provider);
-    const { rows, choice } = await this.constraints.pricedCheckContext(budgetIds, scopes, at, traits, tokens, hints);
+    const { rows, choice } = await this.constraints.pricedCheckContext(target, at, traits, tokens, hints);
     const priced = this.pricing.acceptChoice(choice, request);
     this.pricing.rememberCheckPrice(request, choice);
     return { rows, cost: new Decimal(priced.amount) };
