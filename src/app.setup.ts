@@ -10,7 +10,7 @@ import { ProblemDetailsDto } from './common/errors/api-problems.decorator';
 import { DomainError, validationFailed, type FieldError } from './common/errors/domain-error';
 import { ProblemDetailsFilter, sendProblem } from './common/errors/problem.filter';
 import { RequestLoad } from './common/request-load';
-import { flattenValidationErrors, VALIDATOR_OPTIONS } from './common/validation';
+import { fastPathInstance, flattenValidationErrors, VALIDATOR_OPTIONS } from './common/validation';
 import { countBusinessMetrics } from './observability/business-metrics';
 import { createRootLogger, logRequests, PinoNestLogger } from './observability/logging';
 import { MetricsService } from './observability/metrics.service';
@@ -91,6 +91,8 @@ function unacceptableJson(value: unknown): FieldError | undefined {
  */
 class InputValidationPipe extends ValidationPipe {
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    const accepted = metadata.type === 'body' && metadata.metatype ? fastPathInstance(metadata.metatype, value) : undefined;
+    if (accepted) return accepted;
     try {
       return await super.transform(value, metadata);
     } catch (error) {

@@ -1,8 +1,9 @@
 import { ApiProperty, ApiPropertyOptional, PartialType } from '@nestjs/swagger';
 import { IsOptional, IsString, IsUUID, Length, Matches, MaxLength } from 'class-validator';
 import { IsMoney } from '../../common/money';
-import { IsOmittable, IsSmallJsonObject, IsTagList, UtcInstant } from '../../common/validation';
+import { IsOmittable, IsSmallJsonObject, IsTagList, setFastPath, UtcInstant } from '../../common/validation';
 import { TokenCountsDto } from '../../pricing/dto/token-counts.dto';
+import { acceptUsageBody } from './usage-body.fast-path';
 
 /**
  * The seed's RecordUsageRequest, with SPEC §14's tokens: a usage carries `amount`, or `modelId`,
@@ -104,5 +105,7 @@ export class RecordUsageDto extends PartialType(TokenCountsDto, { skipNullProper
   @IsUUID('all')
   reservationId?: string | null;
 }
+
+setFastPath(RecordUsageDto, acceptUsageBody(RecordUsageDto));
 
 export const LIFTED_METADATA_FIELDS = ['requestId', 'modelId', 'userId', 'teamId', 'projectId'] as const;
