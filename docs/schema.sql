@@ -1292,8 +1292,11 @@ AS $function$
         ORDER BY 1, 2
         ON CONFLICT DO NOTHING;
         INSERT INTO budget_usage_rollups AS u (leaf_id, grain, dimension, bucket, value, amount, usage_count)
-        SELECT l.id, g.grain, d.dimension, date_trunc(g.grain, i.occurred_at, 'UTC'), d.value, sum(i.amount), count(*)
-        FROM inserted_rows i
+        SELECT l.id, g.grain, d.dimension, date_trunc(g.grain, i.hour, 'UTC'), d.value, sum(i.amount), sum(i.n)::bigint
+        FROM (SELECT i.budget_id, i.matched_budget_ids, i.model_id, i.source, i.user_id, i.tags,
+                     date_trunc('hour', i.occurred_at, 'UTC') AS hour, sum(i.amount) AS amount, count(*) AS n
+              FROM inserted_rows i
+              GROUP BY 1, 2, 3, 4, 5, 6, 7) i
         JOIN budget_usage_leaves l ON l.budget_id = i.budget_id AND l.matched_budget_ids IS NOT DISTINCT FROM i.matched_budget_ids
         CROSS JOIN LATERAL budget_usage_dimensions(i.model_id, i.source, i.user_id, i.tags) d
         CROSS JOIN (VALUES ('hour'), ('day'), ('month')) g (grain)

@@ -26,6 +26,7 @@ import { IntegrationWriteGroups1764317000000 } from '../../migrations/1764317000
 import { CheckContextPlannedOnce1764318000000 } from '../../migrations/1764318000000-CheckContextPlannedOnce';
 import { CheckContextNullFilters1764319000000 } from '../../migrations/1764319000000-CheckContextNullFilters';
 import { ReservationExpiryOrder1764320000000 } from '../../migrations/1764320000000-ReservationExpiryOrder';
+import { RollupsGroupedFirst1764321000000 } from '../../migrations/1764321000000-RollupsGroupedFirst';
 
 /**
  * Migrations are listed as classes so ts-jest, ts-node and dist/ all find them. There are no
@@ -59,6 +60,7 @@ export const MIGRATIONS = [
   CheckContextPlannedOnce1764318000000,
   CheckContextNullFilters1764319000000,
   ReservationExpiryOrder1764320000000,
+  RollupsGroupedFirst1764321000000,
 ];
 
 /**
