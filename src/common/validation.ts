@@ -187,24 +187,3 @@ export function IsTagList(): PropertyDecorator {
   ];
   return (target, propertyKey) => decorators.forEach((decorator) => decorator(target, propertyKey));
 }
-
-/**
- * A fast path: builds the instance class-transformer and class-validator would build from `value`,
- * or declines (undefined), and class-validator judges it. It must never accept what they refuse,
- * so it calls their own predicates; it may decline anything unusual. For the bodies sent many at
- * a time (a batch of usages), where class-validator's metadata walk per object is a third of the
- * service's CPU.
- */
-export type FastPath<T> = (value: unknown) => T | undefined;
-
-const FAST_PATHS = new WeakMap<object, FastPath<object>>();
-
-/** Gives a DTO class its fast path (exactly that class: a subclass needs its own). */
-export function setFastPath<T extends object>(type: new () => T, accept: FastPath<T>): void {
-  FAST_PATHS.set(type, accept);
-}
-
-/** The instance `type`'s fast path builds from `value`, or undefined when it declines or has none. */
-export function fastPathInstance<T extends object>(type: new () => T, value: unknown): T | undefined {
-  return (FAST_PATHS.get(type) as FastPath<T> | undefined)?.(value);
-}

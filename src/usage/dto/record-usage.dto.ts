@@ -1,7 +1,8 @@
 import { ApiProperty, ApiPropertyOptional, PartialType } from '@nestjs/swagger';
 import { IsOptional, IsString, IsUUID, Length, Matches, MaxLength } from 'class-validator';
 import { IsMoney } from '../../common/money';
-import { IsOmittable, IsSmallJsonObject, IsTagList, setFastPath, UtcInstant } from '../../common/validation';
+import { setFastPath } from '../../common/fast-path';
+import { IsOmittable, IsSmallJsonObject, IsTagList, UtcInstant } from '../../common/validation';
 import { TokenCountsDto } from '../../pricing/dto/token-counts.dto';
 import { acceptUsageBody } from './usage-body.fast-path';
 

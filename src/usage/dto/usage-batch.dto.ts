@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { ArrayMaxSize, ArrayMinSize, IsArray, IsOptional, IsString, Length } from 'class-validator';
-import { EachNested, setFastPath } from '../../common/validation';
+import { setFastPath } from '../../common/fast-path';
+import { EachNested } from '../../common/validation';
 import { RecordUsageDto } from './record-usage.dto';
 import { acceptUsageBatchBody } from './usage-body.fast-path';
 import { UsageRecordResponseDto } from './usage-record-response.dto';
