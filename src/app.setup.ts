@@ -92,7 +92,8 @@ function unacceptableJson(value: unknown): FieldError | undefined {
  */
 class InputValidationPipe extends ValidationPipe {
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
-    const accepted = metadata.type === 'body' && metadata.metatype ? fastPathInstance(metadata.metatype, value) : undefined;
+    // Custom decorators' values are not validated by the pipe, so they take no fast path either.
+    const accepted = metadata.type !== 'custom' && metadata.metatype ? fastPathInstance(metadata.metatype, value) : undefined;
     if (accepted) return accepted;
     try {
       return await super.transform(value, metadata);

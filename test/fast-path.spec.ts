@@ -1,6 +1,7 @@
 import { ValidationPipe } from '@nestjs/common';
 import fc from 'fast-check';
 import { fastPathInstance } from '../src/common/fast-path';
+import { IdParamDto } from '../src/common/dto/id-param.dto';
 import { VALIDATOR_OPTIONS } from '../src/common/validation';
 import { CheckConstraintsDto, IntegrationCheckDto, IntegrationUsageDto } from '../src/constraint/dto/check-constraints.dto';
 import { RecordUsageDto } from '../src/usage/dto/record-usage.dto';
@@ -17,9 +18,9 @@ import { BatchUsageItemDto, RecordUsageBatchDto, USAGE_BATCH_MAX } from '../src/
 const pipe = new ValidationPipe({ ...VALIDATOR_OPTIONS, transform: true });
 
 /** The pipe's instance, or 'refused' (a 400: a validation error, or a TypeError the service's pipe turns into one). */
-async function slow(type: new () => object, value: unknown): Promise<object | 'refused'> {
+async function slow(type: new () => object, value: unknown, kind: 'body' | 'param' = 'body'): Promise<object | 'refused'> {
   try {
-    return await pipe.transform(value, { type: 'body', metatype: type });
+    return await pipe.transform(value, { type: kind, metatype: type });
   } catch {
     return 'refused';
   }
@@ -172,6 +173,26 @@ describe('fast paths: whatever one accepts, the ValidationPipe accepts as the sa
       expect(accepted).toBeGreaterThan(400);
       expect(refused).toBeGreaterThan(400);
     });
+  });
+
+  it.each([1, 2])('IdParamDto (a path parameter), seed %i', async (seed) => {
+    // Fastify's params objects have a prototype with a null prototype; so do these.
+    function Params() {}
+    Params.prototype = Object.create(null);
+    const asParams = (fields: Record<string, unknown>) => Object.assign(new (Params as unknown as new () => object)(), fields);
+    let accepted = 0;
+    const params = body({ id: [...USAGE_FIELDS.reservationId, '3f1c6a1e2b7d4c1a9a510d6f1b2c3d4e', '{3f1c6a1e-2b7d-4c1a-9a51-0d6f1b2c3d4e}'] }, ['id']);
+    await fc.assert(
+      fc.asyncProperty(params, async (fields) => {
+        const fast = fastPathInstance(IdParamDto, asParams(fields));
+        if (fast === undefined) return;
+        accepted++;
+        expect(fast).toStrictEqual(await slow(IdParamDto, asParams(fields), 'param'));
+      }),
+      { seed, numRuns: 1000 },
+    );
+    expect(accepted).toBeGreaterThan(300);
+    expect(fastPathInstance(IdParamDto, asParams({ id: 'not-a-uuid' }))).toBeUndefined();
   });
 
   it.each([1, 2])('RecordUsageBatchDto, seed %i', async (seed) => {

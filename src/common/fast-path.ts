@@ -8,7 +8,8 @@ import { isJsonObject, toUtcInstant } from './validation';
  * (undefined) and the pipe judges the body as before, naming the fields. It must never accept
  * what the pipe refuses, so its rules call the predicates the DTO's decorators call; it may
  * decline anything unusual, and does wherever the two libraries do more than the rules say:
- * - a body or object that is not a plain JSON object of this realm;
+ * - a body or object that is not a plain JSON object of this realm (a path parameter object is
+ *   Fastify's own: IdParamDto checks it itself);
  * - a key the DTO does not declare (the pipe also drops `constructor` and keys Object.prototype
  *   has, and accepts them: the fast path leaves those bodies to it);
  * - a string with surrogates or variation selectors (validator.js counts their length its own way);
