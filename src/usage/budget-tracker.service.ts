@@ -83,9 +83,9 @@ export class BudgetTrackerService {
     const dto = await validateInput(RecordUsageBatchDto, request);
     const now = this.clock.now();
     // Ids are chosen here so each answer line finds its own record after the one multi-row INSERT.
-    const writes = await Promise.all(
-      dto.records.map(async (item) => ({ ...(await this.withPriceHints(toUsageWrite(budgetId, item, item.idempotencyKey, now))), id: randomUUID() })),
-    );
+    // Only token-priced records wait for the catalog's hints.
+    const writes = dto.records.map((item) => Object.assign(toUsageWrite(budgetId, item, item.idempotencyKey, now), { id: randomUUID() }));
+    await Promise.all(writes.filter(needsPriceHints).map(async (write) => Object.assign(write, await this.withPriceHints(write))));
     const rows = await this.usage.recordBatch(budgetId, writes);
     const results = rows.map((row) => {
       this.events.announceAll(row.firedAlerts);
@@ -116,7 +116,7 @@ export class BudgetTrackerService {
 
   /** A token-priced write (no amount) carries the catalog's lookup hints for its own statement (SPEC §14). */
   private async withPriceHints(write: UsageWrite): Promise<UsageWrite> {
-    if (write.amount !== null || write.modelId === null) return write;
+    if (!needsPriceHints(write)) return write;
     return { ...write, ...priceHintFields(await this.pricing.lookupHints(write.modelId, write.provider ?? undefined)) };
   }
 
@@ -170,3 +170,6 @@ export class BudgetTrackerService {
     return this.checker.checkBudget(budgetId, { ...options, estimatedCost });
   }
 }
+
+/** A token-priced write (no amount) of a model: its statement prices it from the catalog. */
+const needsPriceHints = (write: UsageWrite): write is UsageWrite & { modelId: string } => write.amount === null && write.modelId !== null;
