@@ -2131,6 +2131,7 @@ AS $function$
       #variable_conflict use_column
       DECLARE
         new_ids uuid[];
+        new_rows budget_usage_records[];
         holds   uuid[];
         matched_all uuid[];
         fired   jsonb;
@@ -2205,12 +2206,12 @@ AS $function$
                  v.output_tokens, v.cached_input_tokens, (v.choice).price_id
           FROM valid v
           WHERE v.request_id IN (SELECT claimed.request_id FROM claimed)
-          RETURNING u.id, u.reservation_id, u.matched_budget_ids
+          RETURNING u.id, u.reservation_id, u.matched_budget_ids, u AS new_row
         )
-        SELECT array_agg(inserted.id),
+        SELECT array_agg(inserted.id), array_agg(inserted.new_row),
                array_agg(DISTINCT inserted.reservation_id) FILTER (WHERE inserted.reservation_id IS NOT NULL),
                ARRAY(SELECT DISTINCT m FROM inserted i2 CROSS JOIN LATERAL unnest(i2.matched_budget_ids) m)
-          INTO new_ids, holds, matched_all
+          INTO new_ids, new_rows, holds, matched_all
         FROM inserted;
         new_ids := coalesce(new_ids, '{}');
         -- Settled after the insert, as record_integration_usage does: cache rows first, then reservations.
@@ -2242,10 +2243,7 @@ AS $function$
                u.input_tokens, u.output_tokens, u.cached_input_tokens, u.price_id,
                CASE WHEN i.ordinal = 0 THEN fired ELSE '[]'::jsonb END
         FROM raw i
-        LEFT JOIN LATERAL (
-          SELECT u.* FROM budget_usage_records u
-          WHERE i.id = ANY (new_ids) AND u.id = i.id AND u.occurred_at = i.occurred_at
-          LIMIT 1) u ON true
+        LEFT JOIN unnest(new_rows) u ON u.id = i.id
         ORDER BY i.ordinal;
       END
       $function$;
@@ -2408,6 +2406,7 @@ AS $function$
         chain    uuid[];
         node     uuid;
         new_ids  uuid[];
+        new_rows budget_usage_records[];
         holds    uuid[];
         refused  jsonb;
         fired    jsonb;
@@ -2503,14 +2502,14 @@ AS $function$
           FROM items i
           WHERE i.currency = b.currency::text AND i.in_period AND i.accepted AND NOT i.mismatch AND i.amount_used IS NOT NULL
             AND (i.idempotency_key IS NULL OR i.id IN (SELECT claimed.usage_id FROM claimed))
-          RETURNING u.id, u.reservation_id
+          RETURNING u.id, u.reservation_id, u AS new_row
         )
-        SELECT array_agg(inserted.id), array_agg(DISTINCT inserted.reservation_id) FILTER (WHERE inserted.reservation_id IS NOT NULL),
+        SELECT array_agg(inserted.id), array_agg(inserted.new_row), array_agg(DISTINCT inserted.reservation_id) FILTER (WHERE inserted.reservation_id IS NOT NULL),
                -- Why the catalog could not price a record, by its ordinal (answered below).
                (SELECT jsonb_object_agg(i.ordinal, jsonb_build_object('code', (i.choice).error_code,
                          'detail', model_price_refusal(i.choice, i.model_id, i.provider, i.occurred_at)))
                 FROM items i WHERE (i.choice).error_code IS NOT NULL)
-          INTO new_ids, holds, refused
+          INTO new_ids, new_rows, holds, refused
         FROM inserted;
         new_ids := coalesce(new_ids, '{}');
         -- Settled after the insert, as record_usage does: cache rows first, then reservation rows.
@@ -2588,19 +2587,22 @@ AS $function$
                u.cached_input_tokens, u.price_id,
                CASE WHEN i.ordinal = 0 THEN fired ELSE '[]'::jsonb END
         FROM items i
-        -- One index probe per record for its key and one for its row (LIMIT 1 keeps each a
-        -- LATERAL probe rather than a join over every key and row of the budget).
+        -- A record written now is answered from the row its insert returned; any other with one
+        -- index probe for its key and one for its row (LIMIT 1 keeps each a LATERAL probe rather
+        -- than a join over every key and row of the budget).
         LEFT JOIN LATERAL (
           SELECT k.usage_id AS id, k.occurred_at, k.request_hash, k.idempotency_key
           FROM budget_usage_keys k
           WHERE NOT (i.id = ANY (new_ids)) AND k.budget_id = p_budget_id AND k.idempotency_key = i.idempotency_key
           LIMIT 1) r ON true
+        LEFT JOIN unnest(new_rows) n ON n.id = i.id
         LEFT JOIN LATERAL (
-          SELECT u.* FROM budget_usage_records u
-          WHERE u.id = CASE WHEN i.id = ANY (new_ids) THEN i.id
-                            WHEN r.request_hash IS NOT DISTINCT FROM i.request_hash THEN r.id END
-            AND u.occurred_at = CASE WHEN i.id = ANY (new_ids) THEN i.occurred_at ELSE r.occurred_at END
-          LIMIT 1) u ON true
+          SELECT n.* WHERE n.id IS NOT NULL
+          UNION ALL
+          (SELECT u.* FROM budget_usage_records u
+           WHERE n.id IS NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash
+             AND u.id = r.id AND u.occurred_at = r.occurred_at
+           LIMIT 1)) u ON true
         ORDER BY i.ordinal;
       END
       $function$;
@@ -2614,6 +2616,7 @@ AS $function$
         budgets uuid[];
         nodes   uuid[];
         new_ids uuid[];
+        new_rows budget_usage_records[];
         holds   uuid[];
         fired   jsonb;
       BEGIN
@@ -2689,10 +2692,10 @@ AS $function$
                  v.output_tokens, v.cached_input_tokens, (v.choice).price_id
           FROM valid v
           WHERE v.idempotency_key IS NULL OR v.id IN (SELECT claimed.usage_id FROM claimed)
-          RETURNING u.id, u.reservation_id
+          RETURNING u.id, u.reservation_id, u AS new_row
         )
-        SELECT array_agg(inserted.id), array_agg(DISTINCT inserted.reservation_id) FILTER (WHERE inserted.reservation_id IS NOT NULL)
-          INTO new_ids, holds
+        SELECT array_agg(inserted.id), array_agg(inserted.new_row), array_agg(DISTINCT inserted.reservation_id) FILTER (WHERE inserted.reservation_id IS NOT NULL)
+          INTO new_ids, new_rows, holds
         FROM inserted;
         new_ids := coalesce(new_ids, '{}');
         -- Settled after the insert, as record_usage does: cache rows first, then reservation rows.
@@ -2728,12 +2731,14 @@ AS $function$
           FROM budget_usage_keys k
           WHERE NOT (i.id = ANY (new_ids)) AND k.budget_id = i.budget_id AND k.idempotency_key = i.idempotency_key
           LIMIT 1) r ON true
+        LEFT JOIN unnest(new_rows) n ON n.id = i.id
         LEFT JOIN LATERAL (
-          SELECT u.* FROM budget_usage_records u
-          WHERE u.id = CASE WHEN i.id = ANY (new_ids) THEN i.id
-                            WHEN r.request_hash IS NOT DISTINCT FROM i.request_hash THEN r.id END
-            AND u.occurred_at = CASE WHEN i.id = ANY (new_ids) THEN i.occurred_at ELSE r.occurred_at END
-          LIMIT 1) u ON true
+          SELECT n.* WHERE n.id IS NOT NULL
+          UNION ALL
+          (SELECT u.* FROM budget_usage_records u
+           WHERE n.id IS NULL AND r.request_hash IS NOT DISTINCT FROM i.request_hash
+             AND u.id = r.id AND u.occurred_at = r.occurred_at
+           LIMIT 1)) u ON true
         ORDER BY i.ordinal;
       END
       $function$;

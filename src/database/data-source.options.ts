@@ -27,6 +27,7 @@ import { CheckContextPlannedOnce1764318000000 } from '../../migrations/176431800
 import { CheckContextNullFilters1764319000000 } from '../../migrations/1764319000000-CheckContextNullFilters';
 import { ReservationExpiryOrder1764320000000 } from '../../migrations/1764320000000-ReservationExpiryOrder';
 import { RollupsGroupedFirst1764321000000 } from '../../migrations/1764321000000-RollupsGroupedFirst';
+import { AnswersFromInsertedRows1764322000000 } from '../../migrations/1764322000000-AnswersFromInsertedRows';
 
 /**
  * Migrations are listed as classes so ts-jest, ts-node and dist/ all find them. There are no
@@ -61,6 +62,7 @@ export const MIGRATIONS = [
   CheckContextNullFilters1764319000000,
   ReservationExpiryOrder1764320000000,
   RollupsGroupedFirst1764321000000,
+  AnswersFromInsertedRows1764322000000,
 ];
 
 /**

@@ -26,7 +26,24 @@ export interface FunctionEdit {
  * exactly once (so the frozen text it reads cannot drift under it unnoticed).
  */
 export async function editedFrozenDefinition(migration: MigrationInterface, name: string, edits: FunctionEdit[]): Promise<string> {
-  let text = await frozenDefinition(migration, name);
+  return applyEdits(name, await frozenDefinition(migration, name), edits);
+}
+
+/**
+ * The function as the database holds it now (`signature`, e.g. `f(uuid, jsonb)`), with edits
+ * applied as editedFrozenDefinition applies them: for a function an earlier migration already
+ * edited where it stands (its text is in no migration whole).
+ */
+export async function editedCurrentDefinition(queryRunner: QueryRunner, signature: string, edits: FunctionEdit[]): Promise<string> {
+  const [{ definition }] = await queryRunner.query(`SELECT pg_get_functiondef($1::regprocedure) AS definition`, [signature]);
+  return applyEdits(signature, definition as string, edits);
+}
+
+/** The same edits undone, for a down(): each `to` back to its `from`, last edit first. */
+export const undone = (edits: FunctionEdit[]): FunctionEdit[] =>
+  edits.map((edit) => ({ what: `undo: ${edit.what}`, from: edit.to, to: edit.from })).reverse();
+
+function applyEdits(name: string, text: string, edits: FunctionEdit[]): string {
   for (const edit of edits) {
     const count = text.split(edit.from).length - 1;
     if (count !== 1) throw new Error(`${name}: the text of "${edit.what}" occurs ${count} times, expected once`);
