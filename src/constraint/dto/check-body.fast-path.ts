@@ -1,5 +1,5 @@
 import { isBoolean, isInt, matches, max, min } from 'class-validator';
-import { acceptObject, type ObjectRules, omittable, optional, type Rule, tagList, text } from '../../common/fast-path';
+import { type ObjectRules, omittable, optional, type Rule, tagList, text } from '../../common/fast-path';
 import { currencyCode, money, providerId, tokenCount, USAGE_RULES } from '../../usage/dto/usage-body.fast-path';
 
 /** The fast paths (common/fast-path.ts) of a check's body and of RelayCore's two calls, property by property. */
@@ -38,5 +38,3 @@ export const integrationUsage = (scopeId: RegExp): ObjectRules => ({
   required: ['currency', 'requestId'],
   instants: ['occurredAt'],
 });
-
-export const acceptBody = <T extends object>(type: new () => T, rules: ObjectRules) => (value: unknown) => acceptObject(value, type, rules);

@@ -1,11 +1,11 @@
 import { ApiProperty, ApiPropertyOptional, IntersectionType, OmitType } from '@nestjs/swagger';
 import { IsBoolean, IsInt, IsOptional, IsString, Length, Matches, Max, Min } from 'class-validator';
-import { setFastPath } from '../../common/fast-path';
+import { setObjectFastPath } from '../../common/fast-path';
 import { IsOmittable, IsTagList } from '../../common/validation';
 import { RecordUsageDto } from '../../usage/dto/record-usage.dto';
 import { IsMoney } from '../../common/money';
 import { IsProviderId, IsTokenCount, PROVIDER_PATTERN, TOKENS_MAX } from '../../pricing/dto/token-counts.dto';
-import { acceptBody, CHECK, integrationCheck, integrationUsage } from './check-body.fast-path';
+import { CHECK, integrationCheck, integrationUsage } from './check-body.fast-path';
 
 export const SCOPE_ID = /^[A-Za-z0-9._:@-]{1,200}$/;
 const SCOPE_ID_MESSAGE = 'must be 1–200 characters of letters, digits and . _ : @ -';
@@ -132,6 +132,6 @@ export class IntegrationUsageDto extends IntersectionType(
 ) {}
 
 // The check and RelayCore's two calls are the hot path: their bodies skip the pipe's metadata walk.
-setFastPath(CheckConstraintsDto, acceptBody(CheckConstraintsDto, CHECK));
-setFastPath(IntegrationCheckDto, acceptBody(IntegrationCheckDto, integrationCheck(SCOPE_ID)));
-setFastPath(IntegrationUsageDto, acceptBody(IntegrationUsageDto, integrationUsage(SCOPE_ID)));
+setObjectFastPath(CheckConstraintsDto, CHECK);
+setObjectFastPath(IntegrationCheckDto, integrationCheck(SCOPE_ID));
+setObjectFastPath(IntegrationUsageDto, integrationUsage(SCOPE_ID));

@@ -1,10 +1,10 @@
 import { ApiProperty, ApiPropertyOptional, PartialType } from '@nestjs/swagger';
 import { IsOptional, IsString, IsUUID, Length, Matches, MaxLength } from 'class-validator';
 import { IsMoney } from '../../common/money';
-import { setFastPath } from '../../common/fast-path';
+import { setObjectFastPath } from '../../common/fast-path';
 import { IsOmittable, IsSmallJsonObject, IsTagList, UtcInstant } from '../../common/validation';
 import { TokenCountsDto } from '../../pricing/dto/token-counts.dto';
-import { acceptUsageBody } from './usage-body.fast-path';
+import { USAGE } from './usage-body.fast-path';
 
 /**
  * The seed's RecordUsageRequest, with SPEC §14's tokens: a usage carries `amount`, or `modelId`,
@@ -107,6 +107,6 @@ export class RecordUsageDto extends PartialType(TokenCountsDto, { skipNullProper
   reservationId?: string | null;
 }
 
-setFastPath(RecordUsageDto, acceptUsageBody(RecordUsageDto));
+setObjectFastPath(RecordUsageDto, USAGE);
 
 export const LIFTED_METADATA_FIELDS = ['requestId', 'modelId', 'userId', 'teamId', 'projectId'] as const;

@@ -34,12 +34,9 @@ export const USAGE_RULES: Record<string, Rule> = {
   cachedInputTokens: omittable(tokenCount),
 };
 
-const USAGE: ObjectRules = { rules: USAGE_RULES, required: ['currency'], instants: ['occurredAt'] };
+export const USAGE: ObjectRules = { rules: USAGE_RULES, required: ['currency'], instants: ['occurredAt'] };
 /** BatchUsageItemDto: a usage and the record's own idempotency key. */
 const BATCH_ITEM: ObjectRules = { ...USAGE, rules: { ...USAGE_RULES, idempotencyKey: optional(text(1, 200)) } };
-
-/** A single usage body. */
-export const acceptUsageBody = <T extends object>(type: new () => T) => (value: unknown) => acceptObject(value, type, USAGE);
 
 /**
  * A batch body: `records`, 1 to `max` objects, each one a batch item's fast path accepts (any
