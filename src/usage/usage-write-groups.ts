@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
-import { databaseUnavailable } from '../common/errors/postgres-errors';
+import { WaitingLine, type Waiting } from '../common/waiting-line';
 import { APP_CONFIG, type AppConfig } from '../config/configuration';
 import { UsageEvents, USAGE_WRITE_GROUP_COMMITTED, type FiredAlert, type UsageWriteGroupCommitted } from './usage.events';
 import type { Scope } from '../budget/budget.types';
@@ -14,14 +14,6 @@ import { UsageRepository, type RecordedUsageRow, type UsageWrite } from './usage
  * and still leave the writes that arrive meanwhile enough time to gather into large groups.
  */
 export const GROUPS_IN_FLIGHT = 2;
-
-interface Pending<W, A> {
-  write: W;
-  resolve(answer: A): void;
-  reject(error: unknown): void;
-  /** Answers 503 if the write is still queued when its wait for a slot runs out. */
-  timer: NodeJS.Timeout;
-}
 
 /**
  * An error PostgreSQL answered for the group's statement, which its transaction rolled back, and
@@ -57,7 +49,7 @@ interface GroupCommitter<W, A> {
  * gets). Not a provider: each kind's service holds its own queue and slots.
  */
 class WriteGroupQueue<W, A> {
-  private queue: Pending<W, A>[] = [];
+  private readonly queue: WaitingLine<W, A>;
   private inFlight = 0;
 
   constructor(
@@ -65,32 +57,18 @@ class WriteGroupQueue<W, A> {
     private readonly events: EventEmitter2,
     private readonly announcer: UsageEvents,
     private readonly maxSize: number,
-    /**
-     * How long a write may wait in the queue for a slot: DATABASE_CONNECT_TIMEOUT_MS, what a request
-     * waited for a pooled connection before writes were grouped; then 503, as it was.
-     */
-    private readonly queueTimeoutMs: number,
-  ) {}
+    /** How long a write may wait for a slot (DATABASE_CONNECT_TIMEOUT_MS); then 503, as it was. */
+    queueTimeoutMs: number,
+  ) {
+    this.queue = new WaitingLine(queueTimeoutMs);
+  }
 
   /** Records one write, alone when a slot is free, else in a group with the writes that queue meanwhile. */
   record(write: W): Promise<A> {
     if (this.maxSize <= 1) return this.committer.alone(write);
-    return new Promise<A>((resolve, reject) => {
-      const pending: Pending<W, A> = {
-        write,
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          const at = this.queue.indexOf(pending);
-          if (at < 0) return;
-          this.queue.splice(at, 1);
-          // Waited as long as a request waits for a pooled connection: never sent, safe to retry.
-          reject(databaseUnavailable());
-        }, this.queueTimeoutMs),
-      };
-      this.queue.push(pending);
-      this.pump();
-    });
+    const answer = this.queue.wait(write);
+    this.pump();
+    return answer;
   }
 
   /** Starts groups while slots are free and writes wait. */
@@ -106,33 +84,24 @@ class WriteGroupQueue<W, A> {
   }
 
   /** The next group: the oldest writes, at most maxSize, no key twice. */
-  private take(): Pending<W, A>[] {
-    const group: Pending<W, A>[] = [];
+  private take(): Waiting<W, A>[] {
     const keys = new Set<string>();
-    const skipped: Pending<W, A>[] = [];
-    let next = 0;
-    for (; next < this.queue.length && group.length < this.maxSize; next++) {
-      const pending = this.queue[next];
-      const key = this.committer.key(pending.write);
-      if (key !== null && keys.has(key)) {
-        skipped.push(pending);
-        continue;
-      }
-      if (key !== null) keys.add(key);
-      clearTimeout(pending.timer);
-      group.push(pending);
-    }
-    this.queue = [...skipped, ...this.queue.slice(next)];
-    return group;
+    return this.queue.take(this.maxSize, (write) => {
+      const key = this.committer.key(write);
+      if (key === null) return true;
+      if (keys.has(key)) return false;
+      keys.add(key);
+      return true;
+    });
   }
 
   /** Commits one group and settles each of its writes; never throws. */
-  private async commit(group: Pending<W, A>[]): Promise<void> {
+  private async commit(group: Waiting<W, A>[]): Promise<void> {
     this.events.emit(USAGE_WRITE_GROUP_COMMITTED, { size: group.length } satisfies UsageWriteGroupCommitted);
     if (group.length === 1) return this.alone(group[0]);
     let outcome: { answers: (A | undefined)[]; alerts: FiredAlert[] };
     try {
-      outcome = await this.committer.together(group.map(({ write }) => write));
+      outcome = await this.committer.together(group.map(({ item }) => item));
     } catch (error) {
       if (!recordLevelError(error)) {
         for (const pending of group) pending.reject(error);
@@ -144,7 +113,7 @@ class WriteGroupQueue<W, A> {
     // The alerts the group's transaction fired go with the first write answered from the group,
     // so each is announced once.
     let alerts = outcome.alerts;
-    const refused: Pending<W, A>[] = [];
+    const refused: Waiting<W, A>[] = [];
     group.forEach((pending, index) => {
       const answer = outcome.answers[index];
       if (answer === undefined) {
@@ -160,9 +129,9 @@ class WriteGroupQueue<W, A> {
   }
 
   /** One write alone, settled with its own answer or error. */
-  private async alone(pending: Pending<W, A>): Promise<void> {
+  private async alone(pending: Waiting<W, A>): Promise<void> {
     try {
-      pending.resolve(await this.committer.alone(pending.write));
+      pending.resolve(await this.committer.alone(pending.item));
     } catch (error) {
       pending.reject(error);
     }
