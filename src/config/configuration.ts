@@ -53,6 +53,11 @@ export interface AppConfig {
    * (group commit, docs/performance.md); 1 commits each write on its own.
    */
   usageGroupMax: number;
+  /**
+   * Most checks whose contexts are read together in one statement (CheckContextGroups); 1 reads
+   * each check on its own.
+   */
+  checkGroupMax: number;
   /** Alert delivery (SPEC §13, README "Alert delivery"). */
   notify: NotifyConfig;
 }
@@ -215,6 +220,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     usageRetentionMonths,
     ledgerMaintenanceIntervalMs,
     usageGroupMax: integer(env, 'USAGE_GROUP_MAX', 100, 1, 1000),
+    checkGroupMax: integer(env, 'CHECK_GROUP_MAX', 100, 1, 1000),
     notify: notifyConfig(env, nodeEnv),
   };
 }

@@ -6,6 +6,7 @@ import { CONSTRAINT_CHECKER } from '../usage/constraint-checker';
 import { BudgetHierarchyController } from './budget-hierarchy.controller';
 import { BudgetHierarchyViewService } from './budget-hierarchy-view.service';
 import { BudgetIntegrationService } from './budget-integration.service';
+import { CheckContextGroups } from './check-context-groups';
 import { ConstraintController } from './constraint.controller';
 import { ConstraintRepository } from './constraint.repository';
 import { ConstraintService } from './constraint.service';
@@ -26,6 +27,7 @@ import { ReservationService } from './reservation.service';
   providers: [
     ConstraintService,
     ConstraintRepository,
+    CheckContextGroups,
     BudgetIntegrationService,
     BudgetHierarchyViewService,
     ReservationService,

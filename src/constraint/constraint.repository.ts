@@ -110,6 +110,28 @@ const CHECK_CONTEXT_OF_PLANNED = `SELECT ${CONTEXT_COLUMNS} FROM budget_check_co
 const CHECK_CONTEXT_OF_SCOPES_PLANNED =
   `SELECT ${CONTEXT_COLUMNS} FROM budget_check_context_of_scopes_planned($1::text[], $2::text[], $3::timestamptz, $4, $5::text[], $6)`;
 
+/** One check of a group: what it is about, its instant and its traits (CheckContextGroups). */
+export interface GroupedCheck {
+  target: CheckTarget;
+  at: Date;
+  traits: RequestTraits;
+}
+
+/**
+ * The contexts of many checks in one statement, each by one budget id or each by scopes (migration
+ * CheckContextGroups); `request` numbers the checks from 1. A check whose chains are not all fresh
+ * has no row there.
+ */
+const CHECK_CONTEXTS_OF = prepared(
+  'check_contexts_of',
+  `SELECT request, ${CONTEXT_COLUMNS} FROM budget_check_contexts_of($1::uuid[], $2::timestamptz[], $3::text[], $4::jsonb, true)`,
+);
+const CHECK_CONTEXTS_OF_SCOPES = prepared(
+  'check_contexts_of_scopes',
+  `SELECT request, ${CONTEXT_COLUMNS}
+   FROM budget_check_contexts_of_scopes($1::integer[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::jsonb, true)`,
+);
+
 /** Estimated tokens of a check, priced at the catalog's version for the request's model. */
 export interface EstimatedTokens {
   provider?: string;
@@ -145,6 +167,28 @@ export class ConstraintRepository {
     return 'budgetId' in target
       ? this.dataSource.query(this.contextOf, [target.budgetId, instant, modelId, tags, applyFilters])
       : this.dataSource.query(this.contextOfScopes, [types, scopeIds, instant, modelId, tags, applyFilters]);
+  }
+
+  /**
+   * The contexts of many checks in one round trip, all by budget id or all by scopes: per check
+   * (in order) its rows, as checkContext would read them, or undefined for a check whose chains
+   * are not all fresh (or whose budget is unknown), to be read alone through checkContext.
+   */
+  async checkContexts(checks: GroupedCheck[]): Promise<(CheckContextRow[] | undefined)[]> {
+    const common = [checks.map((c) => c.at.toISOString()), checks.map((c) => c.traits.modelId ?? null), JSON.stringify(checks.map((c) => c.traits.tags ?? null))];
+    const byScopes = checks.map((c) => ('scopes' in c.target ? c.target.scopes : []));
+    const rows: (CheckContextRow & { request: number })[] =
+      'budgetId' in checks[0].target
+        ? await this.dataSource.query(CHECK_CONTEXTS_OF, [checks.map((c) => ('budgetId' in c.target ? c.target.budgetId : null)), ...common])
+        : await this.dataSource.query(CHECK_CONTEXTS_OF_SCOPES, [
+            byScopes.flatMap((scopes, index) => scopes.map(() => index + 1)),
+            byScopes.flatMap((scopes) => scopes.map((s) => s.type)),
+            byScopes.flatMap((scopes) => scopes.map((s) => s.id)),
+            ...common,
+          ]);
+    const answers: (CheckContextRow[] | undefined)[] = checks.map(() => undefined);
+    for (const { request, ...row } of rows) (answers[request - 1] ??= []).push(row);
+    return answers;
   }
 
   /** Every budget of the scopes and their ancestors, whatever their filters, with their status figures. */

@@ -8,6 +8,7 @@ import { PriceCatalogService } from '../pricing/price-catalog.service';
 import { BudgetStatusService } from '../usage/budget-status.service';
 import type { ConstraintChecker } from '../usage/constraint-checker';
 import { decideTogether, type BudgetCheckContext, type BudgetDecision, type CombinedDecision } from './constraint-decision';
+import { CheckContextGroups } from './check-context-groups';
 import { toAlertHistory, toCheckContext, toCheckResponse } from './constraint.mapper';
 import { ConstraintRepository, type CheckContextRow, type CheckTarget, type EstimatedTokens } from './constraint.repository';
 import { CheckConstraintsDto } from './dto/check-constraints.dto';
@@ -77,6 +78,7 @@ export interface Decided {
 export class ConstraintService implements ConstraintChecker {
   constructor(
     private readonly constraints: ConstraintRepository,
+    private readonly contexts: CheckContextGroups,
     private readonly statuses: BudgetStatusService,
     private readonly reservations: ReservationService,
     private readonly pricing: PriceCatalogService,
@@ -91,7 +93,7 @@ export class ConstraintService implements ConstraintChecker {
     const at = this.clock.now();
     const { rows, cost } =
       'cost' in estimate
-        ? { rows: await this.constraints.checkContext(target, at, traits), cost: estimate.cost }
+        ? { rows: await this.contexts.checkContext(target, at, traits), cost: estimate.cost }
         : await this.pricedContext(target, at, { ...traits, modelId: traits.modelId! }, estimate.tokens);
     const contexts = takingPart(rows).map(toCheckContext);
     if ('budgetId' in target && !contexts.some((context) => context.budgetId === target.budgetId)) throw notFound('budget', target.budgetId);
@@ -113,7 +115,7 @@ export class ConstraintService implements ConstraintChecker {
   ): Promise<{ rows: CheckContextRow[]; cost: Decimal }> {
     const request = { provider: tokens.provider, modelId: traits.modelId, at };
     const cached = this.pricing.cachedCheckCost({ ...request, inputTokens: tokens.inputTokens, outputTokens: tokens.outputTokens });
-    if (cached) return { rows: await this.constraints.checkContext(target, at, traits), cost: new Decimal(cached.amount) };
+    if (cached) return { rows: await this.contexts.checkContext(target, at, traits), cost: new Decimal(cached.amount) };
     const hints = await this.pricing.lookupHints(traits.modelId, tokens.provider);
     const { rows, choice } = await this.constraints.pricedCheckContext(target, at, traits, tokens, hints);
     const priced = this.pricing.acceptChoice(choice, request);

@@ -28,6 +28,7 @@ import { CheckContextNullFilters1764319000000 } from '../../migrations/176431900
 import { ReservationExpiryOrder1764320000000 } from '../../migrations/1764320000000-ReservationExpiryOrder';
 import { RollupsGroupedFirst1764321000000 } from '../../migrations/1764321000000-RollupsGroupedFirst';
 import { AnswersFromInsertedRows1764322000000 } from '../../migrations/1764322000000-AnswersFromInsertedRows';
+import { CheckContextGroups1764323000000 } from '../../migrations/1764323000000-CheckContextGroups';
 
 /**
  * Migrations are listed as classes so ts-jest, ts-node and dist/ all find them. There are no
@@ -63,6 +64,7 @@ export const MIGRATIONS = [
   ReservationExpiryOrder1764320000000,
   RollupsGroupedFirst1764321000000,
   AnswersFromInsertedRows1764322000000,
+  CheckContextGroups1764323000000,
 ];
 
 /**

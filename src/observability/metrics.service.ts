@@ -8,6 +8,7 @@ import { APP_CONFIG, type AppConfig } from '../config/configuration';
 import {
   NOTIFICATION_ATTEMPT_FINISHED, NOTIFICATION_QUEUE_SAMPLED, type NotificationAttemptFinished, type NotificationQueueSample,
 } from '../notification/notification.events';
+import { CHECK_GROUP_READ, type CheckGroupRead } from '../constraint/constraint.events';
 import { BUDGET_ALERT_TRIGGERED, USAGE_WRITE_GROUP_COMMITTED, type UsageWriteGroupCommitted } from '../usage/usage.events';
 
 /** The route label of a request that matched no route (a 404): raw URLs would explode the label set. */
@@ -66,6 +67,19 @@ export class MetricsService {
     name: 'usage_write_group_size',
     help: 'Single usage writes committed together in one transaction (group commit; 1 = a write alone)',
     buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+    registers: [this.registry],
+  });
+
+  private readonly checkGroups = new Histogram({
+    name: 'check_group_size',
+    help: 'Checks whose contexts one statement read together (checks alone are not counted)',
+    buckets: [2, 4, 8, 16, 32, 64, 128],
+    registers: [this.registry],
+  });
+
+  private readonly checkGroupRereads = new Counter({
+    name: 'check_group_read_again_total',
+    help: 'Checks of a group read again alone (a cache row to refresh, an unknown budget, a refused statement)',
     registers: [this.registry],
   });
 
@@ -139,6 +153,12 @@ export class MetricsService {
   @OnEvent(USAGE_WRITE_GROUP_COMMITTED)
   observeUsageWriteGroup(group: UsageWriteGroupCommitted): void {
     this.usageWriteGroups.observe(group.size);
+  }
+
+  @OnEvent(CHECK_GROUP_READ)
+  observeCheckGroup(group: CheckGroupRead): void {
+    this.checkGroups.observe(group.size);
+    this.checkGroupRereads.inc(group.readAgain);
   }
 
   @OnEvent(NOTIFICATION_ATTEMPT_FINISHED)
