@@ -42,9 +42,14 @@ export function toMoneyString(value: unknown): string {
   return amount.toFixed();
 }
 
+/** Plain decimal text with at most MONEY_SCALE fractional digits, as NUMERIC(24,10) columns read. */
+const MONEY_TEXT = /^-?\d{1,24}(\.\d{1,10})?$/;
+
 /** Money on the way out: a JSON number rounded to 10 decimals, from NUMERIC text. */
 export function toMoneyNumber(value: string | number | Decimal | null | undefined): number {
   if (value === null || value === undefined) return 0;
+  // Nothing to round: Number() reads the text to the nearest double, as Decimal's toNumber() does.
+  if (typeof value === 'string' && MONEY_TEXT.test(value)) return Number(value);
   const amount = value instanceof Decimal ? value : new Decimal(value);
   // Money read from NUMERIC(24,10) columns has at most MONEY_SCALE places: nothing to round.
   return (amount.decimalPlaces() <= MONEY_SCALE ? amount : amount.toDecimalPlaces(MONEY_SCALE)).toNumber();

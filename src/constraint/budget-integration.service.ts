@@ -9,7 +9,7 @@ import { BudgetStatusService } from '../usage/budget-status.service';
 import { BudgetTrackerService } from '../usage/budget-tracker.service';
 import { BUDGET_ALERT_TRIGGERED, type FiredAlert } from '../usage/usage.events';
 import type { BudgetCheckContext } from './constraint-decision';
-import { blockingBudget } from './constraint.mapper';
+import { blockingBudget, toIntegrationResult } from './constraint.mapper';
 import { ConstraintRepository } from './constraint.repository';
 import { ConstraintService, estimateOf } from './constraint.service';
 import { ReservationService } from './reservation.service';
@@ -76,11 +76,7 @@ export class BudgetIntegrationService {
       estimatedCost: toMoneyNumber(decided.estimate),
       currency: dto.currency,
       rule: combined.rule,
-      results: decisions.map(({ alertActions: _a, ...decision }, index) => ({
-        ...decision,
-        scopeType: contexts[index].scopeType,
-        scopeId: contexts[index].scopeId,
-      })),
+      results: decisions.map((decision, index) => toIntegrationResult(decision, contexts[index])),
     };
     if (!dto.reserve || !contexts.length) return answer;
     return this.reservations.holdFor(answer, decided, {

@@ -117,7 +117,7 @@ describe('CheckContextGroups', () => {
   });
 
   it('CHECK_GROUP_MAX=1, or a transaction-mode pooler: every check alone, none queued', async () => {
-    for (const config of [{ CHECK_GROUP_MAX: '1' }, { DATABASE_POOL_MODE: 'transaction' }]) {
+    for (const config of [{ CHECK_GROUP_MAX: '1' }, { DATABASE_POOL_MODE: 'transaction' }] as Record<string, string>[]) {
       const { calls, check } = setup(config);
       const answers = ['a', 'b', 'c', 'd'].map(check);
       await tick();

@@ -186,8 +186,10 @@ export class ConstraintRepository {
             byScopes.flatMap((scopes) => scopes.map((s) => s.id)),
             ...common,
           ]);
+    // Each row keeps its request number (the decision reads only its own fields): a rest-spread per
+    // row would cost more than the rest of this loop.
     const answers: (CheckContextRow[] | undefined)[] = checks.map(() => undefined);
-    for (const { request, ...row } of rows) (answers[request - 1] ??= []).push(row);
+    for (const row of rows) (answers[row.request - 1] ??= []).push(row);
     return answers;
   }
 
