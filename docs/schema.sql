@@ -720,36 +720,64 @@ AS $function$
                  CASE WHEN jsonb_typeof(p_tags -> (r.n::integer - 1)) = 'array'
                       THEN ARRAY(SELECT jsonb_array_elements_text(p_tags -> (r.n::integer - 1))) END AS tags
           FROM unnest(p_budget_ids, p_ats, p_model_ids) WITH ORDINALITY AS r (budget_id, at, model_id, n)
-        ), chain AS (
-          -- As budget_check_context_of: the named budget, live (a refusing filter keeps it alone),
-          -- then up the chain as far as budget_ancestry goes (8 hops).
-          SELECT q.request, q.at, 0 AS hop, d.id, d.parent_id, d.deleted_at,
-                 coalesce(d.filter IS NULL OR NOT p_apply_filters OR budget_filter_accepts(d.filter, q.model_id, q.tags), false) AS matches
+        ), candidates AS MATERIALIZED (
+          SELECT q.request, q.at, q.model_id, q.tags, d.id, d.filter
           FROM requests q JOIN budget_definitions d ON d.id = q.budget_id AND d.deleted_at IS NULL
+        ), verdicts AS MATERIALIZED (
+          -- Each filter judged once per model and tags the group asks it about.
+          SELECT v.id, v.model_id, v.tags, budget_filter_accepts(v.filter, v.model_id, v.tags) AS accepts
+          FROM (SELECT DISTINCT c.id, c.filter, c.model_id, c.tags FROM candidates c
+                WHERE c.filter IS NOT NULL AND p_apply_filters IS NOT FALSE) v
+        ), seeds AS (
+          -- As budget_check_context_of: the named budget, live; a filter that refuses the request
+          -- keeps it alone (answered, not counted: its ancestors are not reached).
+          SELECT c.request, c.at, c.id,
+                 coalesce(c.filter IS NULL OR NOT p_apply_filters
+                          OR (SELECT v.accepts FROM verdicts v
+                              WHERE v.id = c.id AND v.model_id IS NOT DISTINCT FROM c.model_id AND v.tags IS NOT DISTINCT FROM c.tags),
+                          false) AS matches
+          FROM candidates c
+        ), walk AS (
+          -- Up each named budget's chain once, however many requests name it, as far as
+          -- budget_ancestry goes (8 hops).
+          SELECT d.id AS start, 0 AS hop, d.id, d.parent_id, d.deleted_at
+          FROM budget_definitions d WHERE d.id IN (SELECT s.id FROM seeds s)
           UNION ALL
-          SELECT chain.request, chain.at, chain.hop + 1, d.id, d.parent_id, d.deleted_at, true
-          FROM chain JOIN budget_definitions d ON d.id = chain.parent_id
-          WHERE chain.matches AND chain.hop < 8
+          SELECT walk.start, walk.hop + 1, d.id, d.parent_id, d.deleted_at
+          FROM walk JOIN budget_definitions d ON d.id = walk.parent_id
+          WHERE walk.hop < 8
         ), members AS MATERIALIZED (
-          SELECT m.request, m.at, m.hop, m.matches, c.budget_id, c.period_start, c.period_end, c.current_amount,
-                 c.budget_id IS NOT NULL AND m.at >= c.period_start AND m.at < c.period_end
-                   AND c.updated_at >= m.at - interval '5 minutes' AS fresh
-          FROM chain m LEFT JOIN budget_status_cache c ON c.budget_id = m.id
-          WHERE m.deleted_at IS NULL
-        ), answered AS (
-          -- The requests whose every member is fresh; the others are read again alone.
-          SELECT f.request FROM members f GROUP BY f.request HAVING bool_and(f.fresh)
+          -- Each request's members: its budget, and its ancestors when the budget matches.
+          SELECT s.request, s.at, w.hop, w.hop > 0 OR s.matches AS matches, w.id
+          FROM seeds s JOIN walk w ON w.start = s.id
+          WHERE (w.hop = 0 OR s.matches) AND w.deleted_at IS NULL
+        ), shared AS MATERIALIZED (
+          -- What every request reads alike about a member, read once: its definition, its cache
+          -- row, and whether it has any hold the group's earliest instant could count.
+          SELECT d.id, d.name::text AS name, d.scope_type, d.scope_id::text AS scope_id, d.parent_id, d.amount,
+                 d.currency::text AS currency, d.warning_threshold, d.critical_threshold, d.enforcement,
+                 d.alerts, d.model_policy, c.budget_id AS cached_id, c.period_start, c.period_end, c.current_amount,
+                 c.updated_at,
+                 EXISTS (SELECT 1 FROM budget_reservation_holds h
+                         WHERE h.budget_id = d.id AND h.expires_at > (SELECT min(q.at) FROM requests q)) AS held
+          FROM budget_definitions d LEFT JOIN budget_status_cache c ON c.budget_id = d.id
+          WHERE d.id IN (SELECT m.id FROM members m)
+        ), judged AS (
+          SELECT m.request, m.at, m.hop, m.matches, x.*,
+                 x.cached_id IS NOT NULL AND m.at >= x.period_start AND m.at < x.period_end
+                   AND x.updated_at >= m.at - interval '5 minutes' AS fresh
+          FROM members m JOIN shared x ON x.id = m.id
         )
-        SELECT m.request, d.id, d.name::text, d.scope_type, d.scope_id::text, d.parent_id, m.hop = 0, m.matches,
-               d.amount, d.currency::text, d.warning_threshold, d.critical_threshold, d.enforcement, m.period_start,
-               m.period_end, true, m.current_amount,
-               (SELECT coalesce(sum(h.amount), 0) FROM budget_reservation_holds h
-                WHERE h.budget_id = d.id AND h.expires_at > m.at),
-               d.alerts, d.model_policy
-        FROM members m
-        JOIN answered a ON a.request = m.request
-        JOIN budget_definitions d ON d.id = m.budget_id
-        ORDER BY m.request, m.hop
+        SELECT j.request, j.id, j.name, j.scope_type, j.scope_id, j.parent_id, j.hop = 0, j.matches, j.amount, j.currency,
+               j.warning_threshold, j.critical_threshold, j.enforcement, j.period_start, j.period_end, true,
+               j.current_amount,
+               CASE WHEN j.held THEN (SELECT coalesce(sum(h.amount), 0) FROM budget_reservation_holds h
+                                      WHERE h.budget_id = j.id AND h.expires_at > j.at) ELSE 0 END,
+               j.alerts, j.model_policy
+        FROM judged j
+        -- The requests whose every member is fresh; the others are read again alone.
+        WHERE j.request IN (SELECT f.request FROM judged f GROUP BY f.request HAVING bool_and(f.fresh))
+        ORDER BY j.request, j.hop
       $function$;
 
 COMMENT ON FUNCTION public.budget_check_contexts_of(p_budget_ids uuid[], p_ats timestamp with time zone[], p_model_ids text[], p_tags jsonb, p_apply_filters boolean) IS 'budget_check_context_of for many checks in one statement: the rows of each request (numbered from 1) whose chain is all fresh; the others have none and are read alone.';
@@ -765,51 +793,72 @@ AS $function$
                  CASE WHEN jsonb_typeof(p_tags -> (r.n::integer - 1)) = 'array'
                       THEN ARRAY(SELECT jsonb_array_elements_text(p_tags -> (r.n::integer - 1))) END AS tags
           FROM unnest(p_ats, p_model_ids) WITH ORDINALITY AS r (at, model_id, n)
-        ), walk AS (
-          -- As budget_check_context_of_scopes, per request: the budgets of its scopes, live and
-          -- accepted by their filters, then up each one's chain as far as budget_ancestry goes.
-          SELECT q.request, q.at, d.id AS start, 0 AS hop, d.id, d.parent_id, d.deleted_at
+        ), candidates AS MATERIALIZED (
+          -- Per request, the live budgets of its scopes.
+          SELECT DISTINCT q.request, q.at, q.model_id, q.tags, d.id, d.filter
           FROM (SELECT DISTINCT s.q, s.t, s.i FROM unnest(p_scope_requests, p_scope_types, p_scope_ids) AS s (q, t, i)) s
           JOIN requests q ON q.request = s.q
           JOIN budget_definitions d ON d.scope_type = s.t AND d.scope_id = s.i AND d.deleted_at IS NULL
-          WHERE d.filter IS NULL OR NOT p_apply_filters OR budget_filter_accepts(d.filter, q.model_id, q.tags)
+        ), verdicts AS MATERIALIZED (
+          -- Each filter judged once per model and tags the group asks it about.
+          SELECT v.id, v.model_id, v.tags, budget_filter_accepts(v.filter, v.model_id, v.tags) AS accepts
+          FROM (SELECT DISTINCT c.id, c.filter, c.model_id, c.tags FROM candidates c
+                WHERE c.filter IS NOT NULL AND p_apply_filters IS NOT FALSE) v
+        ), seeds AS (
+          -- As budget_check_context_of_scopes: those accepted by their filters.
+          SELECT c.request, c.at, c.id
+          FROM candidates c
+          WHERE c.filter IS NULL OR NOT p_apply_filters
+             OR (SELECT v.accepts FROM verdicts v
+                 WHERE v.id = c.id AND v.model_id IS NOT DISTINCT FROM c.model_id AND v.tags IS NOT DISTINCT FROM c.tags)
+        ), walk AS (
+          -- Up each seed budget's chain once, however many requests reach it, as far as
+          -- budget_ancestry goes (8 hops).
+          SELECT d.id AS start, 0 AS hop, d.id, d.parent_id, d.deleted_at
+          FROM budget_definitions d WHERE d.id IN (SELECT s.id FROM seeds s)
           UNION ALL
-          SELECT walk.request, walk.at, walk.start, walk.hop + 1, d.id, d.parent_id, d.deleted_at
+          SELECT walk.start, walk.hop + 1, d.id, d.parent_id, d.deleted_at
           FROM walk JOIN budget_definitions d ON d.id = walk.parent_id
           WHERE walk.hop < 8
-        ), placed AS (
-          SELECT w.request, w.at, w.id, w.deleted_at, w.hop = 0 AS seed,
-                 first_value(w.id) OVER (PARTITION BY w.request, w.start ORDER BY w.hop DESC) AS root,
-                 max(w.hop) OVER (PARTITION BY w.request, w.start) - w.hop AS depth
+        ), placed AS MATERIALIZED (
+          -- Each member's root (the top of its walk) and depth under it, as budget_ancestry gives them.
+          SELECT w.start, w.id, w.deleted_at, w.hop = 0 AS seed,
+                 first_value(w.id) OVER (PARTITION BY w.start ORDER BY w.hop DESC) AS root,
+                 max(w.hop) OVER (PARTITION BY w.start) - w.hop AS depth
           FROM walk w
         ), members AS MATERIALIZED (
-          SELECT p.request, p.at, p.id, min(p.root::text)::uuid AS root, min(p.depth) AS depth, bool_or(p.seed) AS is_seed,
-                 c.budget_id, c.period_start, c.period_end, c.current_amount,
-                 c.budget_id IS NOT NULL AND p.at >= c.period_start AND p.at < c.period_end
-                   AND c.updated_at >= p.at - interval '5 minutes' AS fresh
-          FROM placed p LEFT JOIN budget_status_cache c ON c.budget_id = p.id
+          SELECT s.request, s.at, p.id, min(p.root::text)::uuid AS root, min(p.depth) AS depth, bool_or(p.seed) AS is_seed
+          FROM seeds s JOIN placed p ON p.start = s.id
           WHERE p.deleted_at IS NULL
-          GROUP BY p.request, p.at, p.id, c.budget_id
-        ), answered AS (
-          SELECT f.request FROM members f GROUP BY f.request HAVING bool_and(f.fresh)
+          GROUP BY s.request, s.at, p.id
+        ), shared AS MATERIALIZED (
+          -- What every request reads alike about a member, read once: its definition, its cache
+          -- row, and whether it has any hold the group's earliest instant could count.
+          SELECT d.id, d.name::text AS name, d.scope_type, d.scope_id::text AS scope_id, d.parent_id, d.amount,
+                 d.currency::text AS currency, d.warning_threshold, d.critical_threshold, d.enforcement,
+                 d.alerts, d.model_policy, c.budget_id AS cached_id, c.period_start, c.period_end, c.current_amount,
+                 c.updated_at,
+                 EXISTS (SELECT 1 FROM budget_reservation_holds h
+                         WHERE h.budget_id = d.id AND h.expires_at > (SELECT min(q.at) FROM requests q)) AS held
+          FROM budget_definitions d LEFT JOIN budget_status_cache c ON c.budget_id = d.id
+          WHERE d.id IN (SELECT m.id FROM members m)
+        ), judged AS (
+          SELECT m.request, m.at, m.root, m.depth, m.is_seed, x.*,
+                 x.cached_id IS NOT NULL AND m.at >= x.period_start AND m.at < x.period_end
+                   AND x.updated_at >= m.at - interval '5 minutes' AS fresh
+          FROM members m JOIN shared x ON x.id = m.id
         )
-        SELECT x.request, x.budget_id, x.name, x.scope_type, x.scope_id, x.parent_id, x.is_seed, true, x.amount,
-               x.currency, x.warning_threshold, x.critical_threshold, x.enforcement, x.period_start, x.period_end, true,
-               x.current_amount, x.reserved_amount, x.alert_rules, x.model_policy
-        FROM (
-          -- In get_budget_statuses' order within each request, as budget_check_context_of_scopes.
-          SELECT m.request, row_number() OVER (PARTITION BY m.request ORDER BY m.root, m.depth DESC, m.id) AS ord,
-                 d.id AS budget_id, d.name::text AS name, d.scope_type, d.scope_id::text AS scope_id, d.parent_id,
-                 m.is_seed, d.amount, d.currency::text AS currency, d.warning_threshold, d.critical_threshold,
-                 d.enforcement, m.period_start, m.period_end, m.current_amount,
-                 (SELECT coalesce(sum(h.amount), 0) FROM budget_reservation_holds h
-                  WHERE h.budget_id = d.id AND h.expires_at > m.at) AS reserved_amount,
-                 d.alerts AS alert_rules, d.model_policy
-          FROM members m
-          JOIN answered a ON a.request = m.request
-          JOIN budget_definitions d ON d.id = m.budget_id
-        ) x
-        ORDER BY x.request, x.ord
+        SELECT j.request, j.id, j.name, j.scope_type, j.scope_id, j.parent_id, j.is_seed, true, j.amount, j.currency,
+               j.warning_threshold, j.critical_threshold, j.enforcement, j.period_start, j.period_end, true,
+               j.current_amount,
+               CASE WHEN j.held THEN (SELECT coalesce(sum(h.amount), 0) FROM budget_reservation_holds h
+                                      WHERE h.budget_id = j.id AND h.expires_at > j.at) ELSE 0 END,
+               j.alerts, j.model_policy
+        FROM judged j
+        -- The requests whose every member is fresh, in get_budget_statuses' order within each, as
+        -- budget_check_context_of_scopes; the others are read again alone.
+        WHERE j.request IN (SELECT f.request FROM judged f GROUP BY f.request HAVING bool_and(f.fresh))
+        ORDER BY j.request, j.root, j.depth DESC, j.id
       $function$;
 
 COMMENT ON FUNCTION public.budget_check_contexts_of_scopes(p_scope_requests integer[], p_scope_types text[], p_scope_ids text[], p_ats timestamp with time zone[], p_model_ids text[], p_tags jsonb, p_apply_filters boolean) IS 'budget_check_context_of_scopes for many checks in one statement: the rows of each request (numbered from 1) whose chains are all fresh; the others have none and are read alone.';

@@ -29,6 +29,7 @@ import { ReservationExpiryOrder1764320000000 } from '../../migrations/1764320000
 import { RollupsGroupedFirst1764321000000 } from '../../migrations/1764321000000-RollupsGroupedFirst';
 import { AnswersFromInsertedRows1764322000000 } from '../../migrations/1764322000000-AnswersFromInsertedRows';
 import { CheckContextGroups1764323000000 } from '../../migrations/1764323000000-CheckContextGroups';
+import { CheckContextsReadOnce1764324000000 } from '../../migrations/1764324000000-CheckContextsReadOnce';
 
 /**
  * Migrations are listed as classes so ts-jest, ts-node and dist/ all find them. There are no
@@ -65,6 +66,7 @@ export const MIGRATIONS = [
   RollupsGroupedFirst1764321000000,
   AnswersFromInsertedRows1764322000000,
   CheckContextGroups1764323000000,
+  CheckContextsReadOnce1764324000000,
 ];
 
 /**
