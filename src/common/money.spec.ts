@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { Decimal, toMoneyNumber } from './money';
+import { Decimal, decimalOf, toMoneyNumber } from './money';
 
 /**
  * toMoneyNumber reads NUMERIC text with at most 10 fractional digits straight through Number();
@@ -29,5 +29,17 @@ describe('toMoneyNumber', () => {
     expect(toMoneyNumber(null)).toBe(0);
     expect(toMoneyNumber(undefined)).toBe(0);
     expect(toMoneyNumber(7.25)).toBe(7.25);
+  });
+});
+
+describe('decimalOf', () => {
+  it('the Decimal of the text, the same instance while it is kept, and a fresh one after 10,000 other texts', () => {
+    const first = decimalOf('123.4500000000');
+    expect(first.equals(new Decimal('123.45'))).toBe(true);
+    expect(decimalOf('123.4500000000')).toBe(first);
+    for (let i = 0; i < 10_000; i += 1) decimalOf(`${i}.5`);
+    const again = decimalOf('123.4500000000');
+    expect(again).not.toBe(first);
+    expect(again.equals(first)).toBe(true);
   });
 });

@@ -42,6 +42,25 @@ export function toMoneyString(value: unknown): string {
   return amount.toFixed();
 }
 
+const PARSED_KEPT = 10_000;
+const parsed = new Map<string, Decimal>();
+
+/**
+ * `new Decimal(text)`, kept for the next decision that reads the same text: a check parses each
+ * budget's limit, spend, holds and thresholds again on every request, and most of them repeat
+ * (about 0.7 µs a parse against 0.03 µs a lookup). Decimals are immutable, so sharing one is safe;
+ * the map is emptied when it reaches PARSED_KEPT texts.
+ */
+export function decimalOf(text: string): Decimal {
+  let value = parsed.get(text);
+  if (value === undefined) {
+    if (parsed.size >= PARSED_KEPT) parsed.clear();
+    value = new Decimal(text);
+    parsed.set(text, value);
+  }
+  return value;
+}
+
 /** Plain decimal text with at most MONEY_SCALE fractional digits, as NUMERIC(24,10) columns read. */
 const MONEY_TEXT = /^-?\d{1,24}(\.\d{1,10})?$/;
 

@@ -1,4 +1,4 @@
-import { Decimal, toMoneyNumber } from '../common/money';
+import { Decimal, decimalOf, toMoneyNumber } from '../common/money';
 import type { AlertAction, BudgetAlertConfig, ModelPolicy, ScopeType } from '../budget/budget.types';
 import type { BudgetStatus } from '../usage/dto/budget-status.dto';
 import { statusLabel } from '../usage/budget-status.calculator';
@@ -79,7 +79,7 @@ const money = (value: Decimal, currency: string) => `${toMoneyNumber(value)} ${c
  * not among them once a raised limit or threshold puts it out of reach again.
  */
 export function consideredAlerts(context: BudgetCheckContext, afterPercent: Decimal): BudgetAlertConfig[] {
-  return context.alerts.filter((alert) => afterPercent.gte(alert.threshold));
+  return context.alerts.filter((alert) => afterPercent.gte(decimalOf(String(alert.threshold))));
 }
 
 /** The model every budget of a check accepts instead of the requested one (undefined: none does). */
@@ -101,9 +101,9 @@ export function decideBudget(
   modelId: string | undefined,
   agreed?: AgreedModel,
 ): BudgetDecision {
-  const limit = new Decimal(context.limit);
-  const current = new Decimal(context.currentAmount);
-  const reserved = new Decimal(context.reservedAmount);
+  const limit = decimalOf(context.limit);
+  const current = decimalOf(context.currentAmount);
+  const reserved = decimalOf(context.reservedAmount);
   const after = current.add(reserved).add(estimatedCost);
   const afterPercent = after.div(limit).mul(100);
   const remaining = Decimal.max(0, limit.sub(current).sub(reserved));
@@ -121,7 +121,7 @@ export function decideBudget(
     currency: context.currency,
     remaining: toMoneyNumber(remaining),
     percentUsedAfter: afterPercent.toDecimalPlaces(2).toNumber(),
-    status: statusLabel(current, limit, context.warningThreshold, context.criticalThreshold),
+    status: statusLabel(current, limit, decimalOf(String(context.warningThreshold)), decimalOf(String(context.criticalThreshold))),
     active: context.active,
     resetsAt,
     alertActions: [],
