@@ -1,4 +1,5 @@
 import Decimal from 'decimal.js';
+import { ConstraintRepository } from '../src/constraint/constraint.repository';
 import { budgetMaker } from './setup/budgets';
 import { expectProblem } from './setup/problem';
 import { createTestApp, type TestApp, type TestResponse } from './setup/test-app';
@@ -313,6 +314,31 @@ describe('Token-priced usage and checks (SPEC §14)', () => {
       await putPrice('acme', modelId, { inputPerMTok: '2.5', outputPerMTok: '10.0000000001', effectiveFrom: new Date(Date.now() - 1000).toISOString() });
       const after = await check(123_457, 98_765);
       expect(after.body.estimatedCost).toBe(Number(costAt({ input: '2.5', output: '10.0000000001', cached: null }, { inputTokens: 123_457, outputTokens: 98_765 })));
+    });
+
+    it('checks arriving while a check reads a model\'s price wait for it rather than each reading it; each answer is exact', async () => {
+      const modelId = 'tok-check-herd';
+      await putPrice('acme', modelId, { inputPerMTok: '1.25', outputPerMTok: '7', effectiveFrom: '2024-01-01T00:00:00Z' });
+      const budget = await createBudget({ amount: 1_000_000 });
+      const repository = t.app.get(ConstraintRepository);
+      const reads = jest.spyOn(repository, 'pricedCheckContext');
+      try {
+        const answers = await Promise.all(
+          Array.from({ length: 30 }, (_, i) =>
+            t.request('POST', `${BUDGETS}/${budget.id}/check-constraints`, {
+              modelId, provider: 'acme', estimatedInputTokens: 1_000 * (i + 1), estimatedOutputTokens: 77,
+            })),
+        );
+        answers.forEach((res, i) => {
+          expect(res.status).toBe(200);
+          expect(res.body.estimatedCost).toBe(Number(costAt({ input: '1.25', output: '7', cached: null }, { inputTokens: 1_000 * (i + 1), outputTokens: 77 })));
+        });
+        // One check read the price; the others waited for it (a few may start before it began).
+        expect(reads.mock.calls.length).toBeGreaterThanOrEqual(1);
+        expect(reads.mock.calls.length).toBeLessThanOrEqual(3);
+      } finally {
+        reads.mockRestore();
+      }
     });
 
     it('a reservation holds the tokens\' cost', async () => {

@@ -104,8 +104,9 @@ export class ConstraintService implements ConstraintChecker {
 
   /**
    * The check's context and the price of its estimated tokens, in one round trip: the price this
-   * instance read for the model in the last few seconds (PriceCatalogService.cachedCheckCost), or
-   * else the catalog's, read in the context's own statement and kept for the next checks.
+   * instance read for the model in the last few seconds (PriceCatalogService.cachedCheckCost, or
+   * the one another check is reading now, once it has), or else the catalog's, read in the
+   * context's own statement and kept for the next checks.
    */
   private async pricedContext(
     target: CheckTarget,
@@ -114,13 +115,19 @@ export class ConstraintService implements ConstraintChecker {
     tokens: EstimatedTokens,
   ): Promise<{ rows: CheckContextRow[]; cost: Decimal }> {
     const request = { provider: tokens.provider, modelId: traits.modelId, at };
-    const cached = this.pricing.cachedCheckCost({ ...request, inputTokens: tokens.inputTokens, outputTokens: tokens.outputTokens });
+    const priced = { ...request, inputTokens: tokens.inputTokens, outputTokens: tokens.outputTokens };
+    const cached = this.pricing.cachedCheckCost(priced) ?? (await this.pricing.checkCostAfterRead(priced));
     if (cached) return { rows: await this.contexts.checkContext(target, at, traits), cost: new Decimal(cached.amount) };
-    const hints = await this.pricing.lookupHints(traits.modelId, tokens.provider);
-    const { rows, choice } = await this.constraints.pricedCheckContext(target, at, traits, tokens, hints);
-    const priced = this.pricing.acceptChoice(choice, request);
-    this.pricing.rememberCheckPrice(request, choice);
-    return { rows, cost: new Decimal(priced.amount) };
+    const done = this.pricing.beginCheckPriceRead(request);
+    try {
+      const hints = await this.pricing.lookupHints(traits.modelId, tokens.provider);
+      const { rows, choice } = await this.constraints.pricedCheckContext(target, at, traits, tokens, hints);
+      const accepted = this.pricing.acceptChoice(choice, request);
+      this.pricing.rememberCheckPrice(request, choice);
+      return { rows, cost: new Decimal(accepted.amount) };
+    } finally {
+      done();
+    }
   }
 
   /**

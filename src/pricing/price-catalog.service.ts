@@ -63,6 +63,8 @@ export class PriceCatalogService {
   private providers?: Promise<Provider[]>;
   private readonly hints = new Map<string, PriceLookupHints>();
   private readonly checkPrices = new Map<string, CheckPrice>();
+  /** The checks reading a model's price for checkPrices now, by key: the others wait for them. */
+  private readonly checkPriceReads = new Map<string, Promise<void>>();
 
   constructor(private readonly prices: PriceCatalogRepository) {}
 
@@ -162,6 +164,32 @@ export class PriceCatalogService {
     const at = request.at.getTime();
     if (!known || at < known.readAt || at >= known.readAt + CHECK_PRICE_TTL_MS) return undefined;
     return { amount: tokenCost(known.rates, request), priceId: known.priceId, provider: known.provider };
+  }
+
+  /**
+   * cachedCheckCost once the check reading this model's price now (beginCheckPriceRead) is done:
+   * undefined at once when none is, or when its read remembered no price (the caller then reads
+   * it, as that check did, and gets its own answer or error). Without it every check arriving while
+   * the price is read would read it too: at 4,000 checks/s, about a hundred heavier statements
+   * each time the price's CHECK_PRICE_TTL_MS runs out.
+   */
+  async checkCostAfterRead(request: Omit<TokenPricedRequest, 'cachedInputTokens'>): Promise<{ amount: string; priceId: string; provider: string } | undefined> {
+    const reading = this.checkPriceReads.get(`${request.provider ?? ''}/${request.modelId}`);
+    if (!reading) return undefined;
+    await reading;
+    return this.cachedCheckCost(request);
+  }
+
+  /** Marks that the caller reads this model's price for the checks now; call the answer when done, whatever happened. */
+  beginCheckPriceRead(request: Pick<TokenPricedRequest, 'provider' | 'modelId'>): () => void {
+    const key = `${request.provider ?? ''}/${request.modelId}`;
+    let done!: () => void;
+    const reading = new Promise<void>((resolve) => (done = resolve));
+    this.checkPriceReads.set(key, reading);
+    return () => {
+      if (this.checkPriceReads.get(key) === reading) this.checkPriceReads.delete(key);
+      done();
+    };
   }
 
   /** Keeps the version a check's statement chose, for the checks of the next CHECK_PRICE_TTL_MS. */
