@@ -175,7 +175,12 @@ export class ConstraintRepository {
    * are not all fresh (or whose budget is unknown), to be read alone through checkContext.
    */
   async checkContexts(checks: GroupedCheck[]): Promise<(CheckContextRow[] | undefined)[]> {
-    const common = [checks.map((c) => c.at.toISOString()), checks.map((c) => c.traits.modelId ?? null), JSON.stringify(checks.map((c) => c.traits.tags ?? null))];
+    // Per check: its instant, its model, and its tags in one jsonb array (null for none).
+    const common = [
+      checks.map((c) => c.at.toISOString()),
+      checks.map((c) => c.traits.modelId ?? null),
+      JSON.stringify(checks.map((c) => c.traits.tags ?? null)),
+    ];
     const byScopes = checks.map((c) => ('scopes' in c.target ? c.target.scopes : []));
     const rows: (CheckContextRow & { request: number })[] =
       'budgetId' in checks[0].target
