@@ -103,6 +103,27 @@ describe('CheckContextGroups', () => {
     expect(calls).toHaveLength(6);
   });
 
+  it('a socket error (a code that is no SQLSTATE) or a statement timeout is the group\'s: each check gets it, none is read again', async () => {
+    for (const error of [
+      Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }),
+      Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' }),
+    ]) {
+      const { calls, check } = setup();
+      void check('a');
+      void check('b');
+      const lost = [check('c'), check('d')];
+      await tick();
+      calls[0].finish();
+      await tick();
+      expect(calls[2]).toMatchObject({ kind: 'group', ids: ['c', 'd'] });
+      calls[2].finish(error);
+      for (const answer of lost) await expect(answer).rejects.toBe(error);
+      calls[1].finish();
+      await tick();
+      expect(calls).toHaveLength(3);
+    }
+  });
+
   it('a check still queued after DATABASE_CONNECT_TIMEOUT_MS is answered 503 and never sent', async () => {
     const { calls, check } = setup({ DATABASE_CONNECT_TIMEOUT_MS: '100' });
     void check('a');

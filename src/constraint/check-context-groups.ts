@@ -16,14 +16,16 @@ export const CHECK_GROUPS_IN_FLIGHT = 2;
 type Pending = Waiting<GroupedCheck, CheckContextRow[]>;
 
 /**
- * An error that is the statement's, not one check's: no answer from PostgreSQL (a connection
- * error carries no SQLSTATE), or a connection, resource or operator class (08, 53, 57: the
- * server gone, out of memory or connections, a statement timeout). Every check of the group gets
- * it, as each would have alone. Any other error PostgreSQL answered is read again check by check.
+ * An error that is the statement's, not one check's: anything but an answer from PostgreSQL (no
+ * SQLSTATE: the driver or the socket failed, e.g. ECONNRESET or "Connection terminated"), or an
+ * answer of a connection, resource or operator class (08, 53, 57: the server going away, out of
+ * memory or connections, a statement timeout). Every check of the group gets it, as each would
+ * have alone. Any other error PostgreSQL answered is read again check by check.
  */
 function statementError(error: unknown): boolean {
   const code = (error as { code?: unknown } | undefined)?.code;
-  return typeof code !== 'string' || /^(08|53|57)/.test(code);
+  const sqlState = typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code);
+  return !sqlState || /^(08|53|57)/.test(code);
 }
 
 /** One queue of checks of one kind (by id, or by scopes), read alone or together. */
