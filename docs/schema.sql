@@ -1242,11 +1242,13 @@ AS $function$
 
 CREATE OR REPLACE FUNCTION public.budget_tags_valid(p_tags text[])
  RETURNS boolean
- LANGUAGE sql
+ LANGUAGE plpgsql
  IMMUTABLE PARALLEL SAFE
 AS $function$
-        SELECT cardinality(p_tags) <= 20 AND array_position(p_tags, NULL) IS NULL
-               AND NOT EXISTS (SELECT 1 FROM unnest(p_tags) t WHERE char_length(t) NOT BETWEEN 1 AND 64)
+      BEGIN
+        RETURN cardinality(p_tags) <= 20 AND array_position(p_tags, NULL) IS NULL
+               AND NOT EXISTS (SELECT 1 FROM unnest(p_tags) t WHERE char_length(t) NOT BETWEEN 1 AND 64);
+      END
       $function$;
 
 CREATE OR REPLACE FUNCTION public.budget_usage_dimensions(p_model_id text, p_source text, p_user_id text, p_tags text[])
@@ -1434,6 +1436,7 @@ AS $function$
         def         budget_definitions;
         win         record;
         at_time     timestamptz;
+        one_leaf    bigint;
       BEGIN
         SELECT count(*), coalesce(bool_or(cardinality(i.matched_budget_ids) > 1), false), min(i.id::text)::uuid
           INTO n, multi, one_id FROM inserted_rows i;
@@ -1441,23 +1444,50 @@ AS $function$
           RETURN NULL;
         END IF;
 
-        INSERT INTO budget_usage_leaves (budget_id, matched_budget_ids)
-        SELECT DISTINCT i.budget_id, i.matched_budget_ids FROM inserted_rows i
-        ORDER BY 1, 2
-        ON CONFLICT DO NOTHING;
-        INSERT INTO budget_usage_rollups AS u (leaf_id, grain, dimension, bucket, value, amount, usage_count)
-        SELECT l.id, g.grain, d.dimension, date_trunc(g.grain, i.hour, 'UTC'), d.value, sum(i.amount), sum(i.n)::bigint
-        FROM (SELECT i.budget_id, i.matched_budget_ids, i.model_id, i.source, i.user_id, i.tags,
-                     date_trunc('hour', i.occurred_at, 'UTC') AS hour, sum(i.amount) AS amount, count(*) AS n
-              FROM inserted_rows i
-              GROUP BY 1, 2, 3, 4, 5, 6, 7) i
-        JOIN budget_usage_leaves l ON l.budget_id = i.budget_id AND l.matched_budget_ids IS NOT DISTINCT FROM i.matched_budget_ids
-        CROSS JOIN LATERAL budget_usage_dimensions(i.model_id, i.source, i.user_id, i.tags) d
-        CROSS JOIN (VALUES ('hour'), ('day'), ('month')) g (grain)
-        GROUP BY 1, 2, 3, 4, 5
-        ORDER BY 1, 2, 3, 4, 5
-        ON CONFLICT ON CONSTRAINT budget_usage_rollups_key DO UPDATE
-          SET amount = u.amount + EXCLUDED.amount, usage_count = u.usage_count + EXCLUDED.usage_count;
+        IF n = 1 THEN
+          -- One record: its leaf (almost always there already), then its roll-up rows from its own
+          -- values, in the general statement's key order (the leaf and each grain's bucket are fixed).
+          SELECT i.budget_id, i.matched_budget_ids, i.amount, i.occurred_at, i.model_id, i.source, i.user_id, i.tags
+            INTO r FROM inserted_rows i;
+          SELECT l.id INTO one_leaf FROM budget_usage_leaves l
+          WHERE l.budget_id = r.budget_id AND l.matched_budget_ids IS NOT DISTINCT FROM r.matched_budget_ids;
+          IF NOT FOUND THEN
+            INSERT INTO budget_usage_leaves (budget_id, matched_budget_ids) VALUES (r.budget_id, r.matched_budget_ids)
+            ON CONFLICT DO NOTHING;
+            SELECT l.id INTO one_leaf FROM budget_usage_leaves l
+            WHERE l.budget_id = r.budget_id AND l.matched_budget_ids IS NOT DISTINCT FROM r.matched_budget_ids;
+          END IF;
+          INSERT INTO budget_usage_rollups AS u (leaf_id, grain, dimension, bucket, value, amount, usage_count)
+          SELECT one_leaf, g.grain, d.dimension, date_trunc(g.grain, r.occurred_at, 'UTC'), d.value, sum(r.amount), count(*)
+          FROM budget_usage_dimensions(r.model_id, r.source, r.user_id, r.tags) d
+          CROSS JOIN (VALUES ('hour'), ('day'), ('month')) g (grain)
+          GROUP BY g.grain, d.dimension, d.value
+          ORDER BY g.grain, d.dimension, d.value
+          ON CONFLICT ON CONSTRAINT budget_usage_rollups_key DO UPDATE
+            SET amount = u.amount + EXCLUDED.amount, usage_count = u.usage_count + EXCLUDED.usage_count;
+        ELSE
+          -- Only the leaves not there yet are inserted (no identity value or speculative insertion
+          -- spent on the others).
+          INSERT INTO budget_usage_leaves (budget_id, matched_budget_ids)
+          SELECT DISTINCT i.budget_id, i.matched_budget_ids FROM inserted_rows i
+          WHERE NOT EXISTS (SELECT 1 FROM budget_usage_leaves l
+                            WHERE l.budget_id = i.budget_id AND l.matched_budget_ids IS NOT DISTINCT FROM i.matched_budget_ids)
+          ORDER BY 1, 2
+          ON CONFLICT DO NOTHING;
+          INSERT INTO budget_usage_rollups AS u (leaf_id, grain, dimension, bucket, value, amount, usage_count)
+          SELECT l.id, g.grain, d.dimension, date_trunc(g.grain, i.hour, 'UTC'), d.value, sum(i.amount), sum(i.n)::bigint
+          FROM (SELECT i.budget_id, i.matched_budget_ids, i.model_id, i.source, i.user_id, i.tags,
+                       date_trunc('hour', i.occurred_at, 'UTC') AS hour, sum(i.amount) AS amount, count(*) AS n
+                FROM inserted_rows i
+                GROUP BY 1, 2, 3, 4, 5, 6, 7) i
+          JOIN budget_usage_leaves l ON l.budget_id = i.budget_id AND l.matched_budget_ids IS NOT DISTINCT FROM i.matched_budget_ids
+          CROSS JOIN LATERAL budget_usage_dimensions(i.model_id, i.source, i.user_id, i.tags) d
+          CROSS JOIN (VALUES ('hour'), ('day'), ('month')) g (grain)
+          GROUP BY 1, 2, 3, 4, 5
+          ORDER BY 1, 2, 3, 4, 5
+          ON CONFLICT ON CONSTRAINT budget_usage_rollups_key DO UPDATE
+            SET amount = u.amount + EXCLUDED.amount, usage_count = u.usage_count + EXCLUDED.usage_count;
+        END IF;
         IF multi THEN
           INSERT INTO budget_usage_attributions (budget_id, occurred_at, usage_id, amount, primary_budget_id)
           SELECT DISTINCT m.id, i.occurred_at, i.id, i.amount, i.budget_id

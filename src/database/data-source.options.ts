@@ -30,6 +30,7 @@ import { RollupsGroupedFirst1764321000000 } from '../../migrations/1764321000000
 import { AnswersFromInsertedRows1764322000000 } from '../../migrations/1764322000000-AnswersFromInsertedRows';
 import { CheckContextGroups1764323000000 } from '../../migrations/1764323000000-CheckContextGroups';
 import { CheckContextsReadOnce1764324000000 } from '../../migrations/1764324000000-CheckContextsReadOnce';
+import { SingleRecordRollups1764325000000 } from '../../migrations/1764325000000-SingleRecordRollups';
 
 /**
  * Migrations are listed as classes so ts-jest, ts-node and dist/ all find them. There are no
@@ -67,6 +68,7 @@ export const MIGRATIONS = [
   AnswersFromInsertedRows1764322000000,
   CheckContextGroups1764323000000,
   CheckContextsReadOnce1764324000000,
+  SingleRecordRollups1764325000000,
 ];
 
 /**
