@@ -1,4 +1,5 @@
 import Decimal from 'decimal.js';
+import { Client } from 'pg';
 import { toMoneyNumber } from '../src/common/money';
 import { ReportingRepository } from '../src/reporting/reporting.repository';
 import { UsageRepository, type SummaryRow } from '../src/usage/usage.repository';
@@ -309,4 +310,46 @@ describe('Usage roll-ups', () => {
     await expectRollupsEqualLedger();
     await expectSummariesExact([]);
   }, 120_000);
+
+  it('statements of one record racing to create their leaves, some naming a tag twice, leave the roll-ups exact', async () => {
+    // A statement of one record has a roll-up step of its own (migration SingleRecordRollups): it
+    // looks its leaf up and creates it only when missing. Eight connections write into a budget
+    // with no leaf yet, alone and matched with the organization, so their first statements race to
+    // create the same two leaves; a tag given twice counts twice, as in the general statement.
+    await create('fresh', { scopeType: 'project', scopeId: 'ru-fresh', amount: 1e9, timezone: 'UTC' });
+    const { fresh, org } = budgets;
+    const clients = await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        const client = new Client({ connectionString: t.databaseUrl });
+        await client.connect();
+        return client;
+      }),
+    );
+    try {
+      await Promise.all(
+        clients.map(async (client, n) => {
+          for (let k = 0; k < 6; k += 1) {
+            const usage = randomUsage();
+            await client.query(
+              `INSERT INTO budget_usage_records (budget_id, amount, currency, source, model_id, user_id, tags, occurred_at, matched_budget_ids)
+               VALUES ($1, $2, 'USD', $3, $4, $5, $6, $7, $8)`,
+              [fresh.id, usage.amount, usage.source, usage.model_id, usage.user_id, k % 2 ? ['twice', 'twice'] : usage.tags,
+               usage.occurred_at, (n + k) % 2 ? [fresh.id, org.id] : null],
+            );
+          }
+        }),
+      );
+    } finally {
+      await Promise.all(clients.map((client) => client.end()));
+    }
+    const [leaves] = await t.sql(`SELECT count(*)::int AS n FROM budget_usage_leaves WHERE budget_id = $1`, [fresh.id]);
+    expect(leaves.n).toBe(2);
+    const [twice] = await t.sql(
+      `SELECT count(*)::int AS n FROM budget_usage_rollups r JOIN budget_usage_leaves l ON l.id = r.leaf_id
+       WHERE l.budget_id = $1 AND r.dimension = 'tag' AND r.value = 'twice'`,
+      [fresh.id],
+    );
+    expect(twice.n).toBeGreaterThan(0);
+    await expectRollupsEqualLedger();
+  }, 60_000);
 });
