@@ -1447,7 +1447,8 @@ AS $function$
         IF n = 1 THEN
           -- One record: its leaf (almost always there already), then its roll-up rows from its own
           -- values, in the general statement's key order (the leaf and each grain's bucket are fixed).
-          SELECT i.budget_id, i.matched_budget_ids, i.amount, i.occurred_at, i.model_id, i.source, i.user_id, i.tags
+          SELECT i.id, i.budget_id, i.matched_budget_ids, i.amount, i.currency, i.occurred_at, i.model_id, i.source,
+                 i.user_id, i.tags
             INTO r FROM inserted_rows i;
           SELECT l.id INTO one_leaf FROM budget_usage_leaves l
           WHERE l.budget_id = r.budget_id AND l.matched_budget_ids IS NOT DISTINCT FROM r.matched_budget_ids;
@@ -1496,8 +1497,7 @@ AS $function$
           PERFORM pg_advisory_xact_lock_shared(hashtext('budget_definitions.hierarchy'));
         END IF;
         IF n = 1 THEN
-          SELECT i.id, i.budget_id, i.amount, i.currency, i.occurred_at, i.matched_budget_ids INTO r FROM inserted_rows i;
-          -- One chain holds every match: the fast path walks it.
+          -- r is the record (read for its roll-ups). One chain holds every match: the fast path walks it.
           single_chain := NOT multi OR r.matched_budget_ids <@ ARRAY(SELECT a.id FROM budget_ancestry(ARRAY[r.budget_id]) a);
         END IF;
         IF single_chain THEN

@@ -31,6 +31,7 @@ import { AnswersFromInsertedRows1764322000000 } from '../../migrations/176432200
 import { CheckContextGroups1764323000000 } from '../../migrations/1764323000000-CheckContextGroups';
 import { CheckContextsReadOnce1764324000000 } from '../../migrations/1764324000000-CheckContextsReadOnce';
 import { SingleRecordRollups1764325000000 } from '../../migrations/1764325000000-SingleRecordRollups';
+import { OneRecordReadOnce1764326000000 } from '../../migrations/1764326000000-OneRecordReadOnce';
 
 /**
  * Migrations are listed as classes so ts-jest, ts-node and dist/ all find them. There are no
@@ -69,6 +70,7 @@ export const MIGRATIONS = [
   CheckContextGroups1764323000000,
   CheckContextsReadOnce1764324000000,
   SingleRecordRollups1764325000000,
+  OneRecordReadOnce1764326000000,
 ];
 
 /**
